@@ -1,0 +1,42 @@
+# `make test` and `make demo` do all set-up: they create .venv with a Python >= 3.12 found on
+# PATH or under pyenv, and install the package with its test extra.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo venv bench clean
+
+define find_python
+for c in python3.14 python3.13 python3.12 python3; do \
+  if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then command -v $$c; exit 0; fi; \
+done; \
+if command -v pyenv >/dev/null 2>&1; then \
+  for v in $$(pyenv versions --bare 2>/dev/null | grep -E '^3\.(1[2-9])' | sort -rV); do \
+    p="$$(pyenv root)/versions/$$v/bin/python"; [ -x "$$p" ] && { echo "$$p"; exit 0; }; \
+  done; \
+fi; \
+exit 1
+endef
+
+$(STAMP): setup.py
+	@PYTHON=$$( $(find_python) ) || { echo "error: Python >= 3.12 is required (espnet 202611 needs it) and none was found on PATH or under pyenv. Install one, e.g. 'apt-get install python3.12 python3.12-venv' or 'pyenv install 3.12', then re-run make." >&2; exit 1; }; \
+	echo "using $$PYTHON ($$($$PYTHON --version))"; \
+	[ -x $(PY) ] || $$PYTHON -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+demo: $(STAMP)
+	$(PY) examples/adapt_tiny.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/adapter_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

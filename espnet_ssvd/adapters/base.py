@@ -1,0 +1,206 @@
+"""What every adapter shares: the frozen-Linear wrapper with an exact low-rank update,
+target matching, freezing and the attach summary."""
+
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+FORWARD_MODES = ("auto", "lowrank", "dense")
+
+
+class AdapterError(ValueError):
+    """Bad adapter input: the message names the problem and the fix."""
+
+
+class FactoredDeltaLinear(nn.Module):
+    """A frozen ``nn.Linear`` plus an update kept in factored form dW = L @ C @ R^T.
+
+    L is (d_out, a), C is a small (a, b) core, R is (d_in, b). The output is computed
+    exactly by whichever of two evaluations is cheaper for the call:
+    ``lowrank``: y = base(x) + ((x R) C^T) L^T, cost linear in the number of frames;
+    ``dense``:   y = x (W + L C R^T)^T + bias, the update materialised once per call.
+    """
+
+    def __init__(self, base_layer: nn.Linear, forward_mode: str = "auto"):
+        super().__init__()
+        if forward_mode not in FORWARD_MODES:
+            raise AdapterError(f"unknown forward_mode {forward_mode!r}; choose one of {', '.join(FORWARD_MODES)}")
+        self.base_layer = base_layer
+        self.forward_mode = forward_mode
+        self.merged = False
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.base_layer.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base_layer.bias
+
+    def delta_factors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def get_delta_weight(self) -> torch.Tensor:
+        L, C, R = self.delta_factors()
+        return ((L @ C) @ R.T).to(self.weight.dtype)
+
+    def use_dense(self, n_frames: int, L: torch.Tensor, C: torch.Tensor, training: bool) -> bool:
+        if self.forward_mode != "auto":
+            return self.forward_mode == "dense"
+        d_out, d_in = self.weight.shape
+        a, b = C.shape
+        lowrank = n_frames * (d_in * b + a * b + a * d_out)
+        dense = d_out * a * b + d_out * b * d_in
+        if training:
+            # Backward: the low-rank path repeats its products for input and factor
+            # gradients; the dense path needs the full dW gradient (one more d_out x d_in
+            # product over all frames) and its projection back onto the factors.
+            lowrank *= 2
+            dense = 2 * dense + n_frames * d_in * d_out
+        return dense < lowrank
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.merged:
+            return self.base_layer(x)
+        L, C, R = self.delta_factors()
+        n_frames = x.numel() // x.shape[-1]
+        if self.use_dense(n_frames, L, C, torch.is_grad_enabled() and C.requires_grad):
+            weight = self.weight + ((L @ C) @ R.T).to(self.weight.dtype)
+            return F.linear(x, weight, self.bias)
+        dtype = x.dtype
+        update = ((x @ R.to(dtype)) @ C.T.to(dtype)) @ L.T.to(dtype)
+        return self.base_layer(x) + update
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        if not self.merged:
+            self.weight.add_(self.get_delta_weight())
+            self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        if self.merged:
+            self.weight.sub_(self.get_delta_weight())
+            self.merged = False
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def config_from_dict(config_cls: type, conf: dict[str, Any] | None, method: str):
+    """Build a config dataclass, rejecting unknown keys with the list of valid ones."""
+    conf = dict(conf or {})
+    valid = {f.name for f in fields(config_cls)}
+    unknown = sorted(set(conf) - valid)
+    if unknown:
+        raise AdapterError(
+            f"unknown option(s) {', '.join(unknown)} for adapter {method!r}; valid options: {', '.join(sorted(valid))}"
+        )
+    return config_cls(**conf)
+
+
+# --------------------------------------------------------------------------- targets
+
+PRESETS: dict[str, list[str]] = {
+    # Module-name suffixes of ESPnet's Transformer / Conformer / E-Branchformer blocks.
+    "attention": [
+        "attn.linear_q", "attn.linear_k", "attn.linear_v", "attn.linear_out",
+        "src_attn.linear_q", "src_attn.linear_k", "src_attn.linear_v", "src_attn.linear_out",
+    ],
+    "ffn": [
+        "feed_forward.w_1", "feed_forward.w_2", "feed_forward_macaron.w_1", "feed_forward_macaron.w_2",
+        "cgmlp.channel_proj1.0", "cgmlp.channel_proj2", "merge_proj",
+    ],
+}
+
+
+def _is_encoder_or_decoder_linear(name: str, module: nn.Module) -> bool:
+    return isinstance(module, nn.Linear) and name.split(".")[0] in ("encoder", "decoder")
+
+
+def match_targets(model: nn.Module, targets: str | list[str]) -> list[str]:
+    """Module names selected by ``targets``.
+
+    A list holds module-name suffixes (``attn.linear_q`` matches ``encoder.encoders.0.self_attn.linear_q``)
+    or preset names (``attention``, ``ffn``, ``all_linear``); a single string that is not a
+    preset is a regular expression matched against whole names, as in PEFT.
+    ``all_linear`` is every nn.Linear of the encoder and decoder.
+    """
+    names = [n for n, _ in model.named_modules() if n]
+    modules = dict(model.named_modules())
+    if isinstance(targets, str) and targets not in PRESETS and targets != "all_linear":
+        regex = re.compile(targets)
+        picked = [n for n in names if regex.fullmatch(n)]
+        if not picked:
+            raise AdapterError(f"target regex {targets!r} matches no module; {_some_linears(model)}")
+        return picked
+    picked: list[str] = []
+    for pattern in [targets] if isinstance(targets, str) else list(targets):
+        if pattern == "all_linear":
+            hits = [n for n in names if _is_encoder_or_decoder_linear(n, modules[n])]
+        elif pattern in PRESETS:
+            hits = [n for n in names if any(n == p or n.endswith("." + p) for p in PRESETS[pattern])]
+        else:
+            hits = [n for n in names if n == pattern or n.endswith("." + pattern)]
+        if not hits:
+            raise AdapterError(f"target pattern {pattern!r} matches no module; {_some_linears(model)}")
+        picked += [n for n in hits if n not in picked]
+    return picked
+
+
+def _some_linears(model: nn.Module) -> str:
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        return "the model has no nn.Linear layer"
+    shown = ", ".join(linears[:8]) + (" ..." if len(linears) > 8 else "")
+    return f"its nn.Linear layers include: {shown}"
+
+
+def require_linear(model: nn.Module, names: list[str], method: str) -> list[nn.Linear]:
+    modules = dict(model.named_modules())
+    for name in names:
+        if not isinstance(modules[name], nn.Linear):
+            raise AdapterError(
+                f"adapter {method!r} adapts nn.Linear layers, but target {name!r} is a "
+                f"{type(modules[name]).__name__}; use a pattern that selects only Linear layers"
+            )
+    return [modules[n] for n in names]
+
+
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
+# --------------------------------------------------------------------------- summary
+
+
+@dataclass
+class LayerSummary:
+    name: str
+    shape: tuple[int, int]
+    trainable: int
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AttachSummary:
+    method: str
+    layers: list[LayerSummary]
+    trainable: int
+    total: int
+
+    def __str__(self) -> str:
+        lines = [
+            f"adapter {self.method}: {len(self.layers)} layers, "
+            f"{self.trainable:,} trainable of {self.total:,} parameters ({100 * self.trainable / self.total:.3f} %)"
+        ]
+        for layer in self.layers:
+            settings = " ".join(f"{k}={v}" for k, v in layer.settings.items())
+            lines.append(f"  {layer.name} {layer.shape[0]}x{layer.shape[1]} {settings} params={layer.trainable:,}")
+        return "\n".join(lines)
