@@ -1,0 +1,97 @@
+import pytest
+import torch
+from torch import nn
+
+from espnet_ssvd import AdapterError, attach_adapter
+from espnet_ssvd.budget import budget_table, format_table, match_budget, parse_budget, target_shapes
+
+from conftest import tiny_encoder_decoder
+
+
+def owsm_like_block_stack(d=256, ffn=1024, blocks=2):
+    layers = []
+    for _ in range(blocks):
+        layers += [nn.Linear(d, d) for _ in range(4)] + [nn.Linear(d, ffn), nn.Linear(ffn, d)]
+    return nn.Sequential(*layers)
+
+
+def test_parse_budget_forms():
+    assert parse_budget("1%", 1_000_000) == 10_000
+    assert parse_budget(0.02, 1_000_000) == 20_000
+    assert parse_budget("250k", 10) == 250_000
+    assert parse_budget("1.5M", 10) == 1_500_000
+    assert parse_budget(1234, 10) == 1234
+    with pytest.raises(AdapterError, match="cannot read budget 'lots'"):
+        parse_budget("lots", 10)
+
+
+@pytest.mark.parametrize("budget", ["150k", "250k", "300k"])
+def test_matched_budgets_within_two_percent_and_real_counts_agree(budget):
+    model = owsm_like_block_stack()
+    targets = [str(i) for i in range(len(model))]
+    rows = budget_table(model, targets, budget, ["lora", "dora", "pissa", "ssvd", "ssvd_outer"],
+                        outer_fractions=(0.0, 0.25, 0.5))
+    assert len(rows) == 7
+    for row in rows:
+        assert abs(row.deviation) <= 0.02, row
+        fresh = owsm_like_block_stack()
+        summary = attach_adapter(fresh, row.method, targets, row.settings)
+        assert summary.trainable == row.trainable
+    table = format_table(rows)
+    assert table.count("\n| ssvd_outer |") == 3
+
+
+def test_spectral_lora_budget_on_its_coarse_grid():
+    shapes = target_shapes(owsm_like_block_stack(), [str(i) for i in range(12)])
+    row = match_budget("spectral_lora", shapes, 230_400)
+    assert row.settings == {"r": 15} and row.trainable == 230_400
+
+
+def test_larger_outer_fraction_moves_parameters_to_the_outer_rotation():
+    model = owsm_like_block_stack()
+    shapes = target_shapes(model, [str(i) for i in range(len(model))])
+    for f in (0.25, 0.5, 0.75):
+        row = match_budget("ssvd_outer", shapes, 200_000, {"outer_fraction": f})
+        layer = attach_adapter(owsm_like_block_stack(), "ssvd_outer", ["0"], row.settings).layers[0]
+        k_in, k_out = layer.settings["k_in"], layer.settings["k_out"]
+        share = k_out * (k_out - 1) / (k_in * (k_in - 1) + k_out * (k_out - 1))
+        assert abs(share - f) < 0.03
+
+
+def test_infeasible_budget_is_a_clear_error():
+    shapes = [(64, 64)] * 2
+    with pytest.raises(AdapterError, match=r"cannot be met by lora within 2%.*spans 256 \(r=1\) to 16,384 \(r=64\)"):
+        match_budget("lora", shapes, 10_000_000)
+    with pytest.raises(AdapterError, match="cannot be met by ssvd"):
+        match_budget("ssvd", shapes, 3)
+    with pytest.raises(AdapterError, match="adapter 'full' has no size knob"):
+        match_budget("full", shapes, 1000)
+
+
+def test_budget_cli_on_an_espnet_config(tmp_path, monkeypatch, capsys):
+    from espnet_ssvd.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tokens.txt").write_text("\n".join(["<blank>", "<unk>"] + [chr(97 + i) for i in range(26)] + ["<sos/eos>"]))
+    (tmp_path / "train.yaml").write_text(
+        "token_list: tokens.txt\ninput_size: 20\nfrontend: null\nnormalize: null\n"
+        "encoder: e_branchformer\nencoder_conf: {output_size: 128, attention_heads: 4, linear_units: 256,"
+        " cgmlp_linear_units: 256, num_blocks: 2}\n"
+        "decoder: transformer\ndecoder_conf: {attention_heads: 4, linear_units: 256, num_blocks: 2}\n"
+    )
+    assert main(["budget", "--config", "train.yaml", "--budget", "120k", "--targets", "attention"]) == 0
+    out = capsys.readouterr().out
+    for method in ("lora", "dora", "pissa", "ssvd", "ssvd_outer"):
+        assert f"| {method} |" in out
+    assert main(["budget", "--config", "train.yaml", "--budget", "150k", "--targets", "attention", "--methods", "ssvd"]) == 2
+    assert "cannot be met by ssvd" in capsys.readouterr().err
+    assert main(["budget", "--config", "missing.yaml", "--budget", "1%"]) == 2
+    assert "missing.yaml does not exist" in capsys.readouterr().err
+
+
+def test_budget_on_tiny_espnet_model_matches_attach():
+    model = tiny_encoder_decoder()
+    row = budget_table(model, ["attention"], "3%", ["ssvd"])[0]
+    summary = attach_adapter(model, "ssvd", ["attention"], row.settings)
+    assert summary.trainable == row.trainable
+    torch.testing.assert_close(torch.tensor(abs(row.deviation) <= 0.02), torch.tensor(True))
