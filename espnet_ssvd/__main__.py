@@ -1,4 +1,4 @@
-"""Command line: ``python -m espnet_ssvd {budget,merge} ...`` (also installed as ``espnet-ssvd``)."""
+"""Command line: ``python -m espnet_ssvd {budget,export_adapter,merge} ...`` (also installed as ``espnet-ssvd``)."""
 
 import argparse
 import sys
@@ -8,7 +8,7 @@ from .adapters import AdapterError
 
 def _budget(args: argparse.Namespace) -> None:
     from .budget import budget_table, format_table
-    from .espnet_model import build_model_from_config
+    from .tasks import build_model_from_config
 
     model = build_model_from_config(args.config, args.task)
     total = sum(p.numel() for p in model.parameters())
@@ -16,6 +16,38 @@ def _budget(args: argparse.Namespace) -> None:
     print(f"model: {args.config} ({total:,} parameters), targets: {args.targets}, budget: {args.budget} "
           f"= {rows[0].budget:,} parameters\n")
     print(format_table(rows))
+
+
+def _load_trained(args: argparse.Namespace):
+    from .tasks import register_plugin, task_class
+
+    register_plugin()
+    model, train_args = task_class(args.task).build_model_from_file(args.config, args.model_file, "cpu")
+    return model, train_args
+
+
+def _export_adapter(args: argparse.Namespace) -> None:
+    from .checkpoint import save_adapter
+
+    model, train_args = _load_trained(args)
+    if not getattr(train_args, "use_adapter", False):
+        raise AdapterError(f"{args.config} trains no adapter (use_adapter is false): nothing to export")
+    conf = dict(train_args.adapter_conf or {})
+    fingerprint = conf.pop("base_fingerprint", "")
+    path = save_adapter(model, args.out, train_args.adapter, conf, fingerprint)
+    size = path.stat().st_size
+    print(f"wrote {path} ({size / 2**20:.2f} MiB, {train_args.adapter}, base fingerprint {fingerprint})")
+
+
+def _merge(args: argparse.Namespace) -> None:
+    from .checkpoint import load_adapter
+    from .export import export_merged
+
+    model, train_args = _load_trained(args)
+    if args.adapter_file:
+        load_adapter(model, args.adapter_file)
+    out = export_merged(model, train_args, args.out_dir)
+    print(f"wrote {out / 'config.yaml'} and {out / 'model.pth'}: a plain ESPnet model, loadable without espnet_ssvd")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +62,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", nargs="+", default=["lora", "dora", "pissa", "ssvd", "ssvd_outer"])
     p.add_argument("--outer_fractions", nargs="+", type=float, default=[0.5])
     p.set_defaults(func=_budget)
+
+    for name, func, text in (
+        ("export_adapter", _export_adapter, "write the adapter of a trained model as an adapter file"),
+        ("merge", _merge, "fold the adapter into the weights and write a plain ESPnet model"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--config", required=True, help="the experiment's config.yaml")
+        p.add_argument("--model_file", required=True, help="its checkpoint, e.g. valid.acc.ave.pth")
+        p.add_argument("--task", default="asr", choices=["asr", "s2t"])
+        if name == "export_adapter":
+            p.add_argument("--out", required=True, help="adapter file to write (.safetensors)")
+        else:
+            p.add_argument("--adapter_file", help="attach this adapter file to the model first")
+            p.add_argument("--out_dir", required=True)
+        p.set_defaults(func=func)
 
     args = parser.parse_args(argv)
     try:

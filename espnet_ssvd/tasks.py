@@ -1,0 +1,153 @@
+"""ESPnet integration: tasks that attach adapters to the *pretrained* model, and the plugin
+registration that lets stock ESPnet code (Speech2Text, build_model_from_file) rebuild them.
+
+Stock ESPnet attaches adapters right after building the model and loads ``--init_param``
+afterwards, so anything initialised from the weights (SSVD, SSVD-O, PiSSA, DoRA) would start
+from random weights. ``adapter_task(ASRTask)`` instead loads ``--init_param`` inside
+``build_model``, attaches the adapter to the loaded weights, and clears ``init_param`` so the
+stock loader does not load it a second time (its keys no longer match the wrapped layers).
+
+``adapter_conf`` holds the method's options plus three keys of the plugin's own:
+``target_modules`` (suffixes, presets or a regex; default ``all_linear``), ``trainable_params``
+(name prefixes trained in addition to the adapter, e.g. ``[ctc]``) and ``base_fingerprint``
+(written by the plugin: the fingerprint of the pretrained weights the adapter was fitted to).
+"""
+
+import argparse
+import functools
+import logging
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from .adapters import ADAPTERS, AdapterError, attach_adapter, get_method, match_targets
+from .checkpoint import base_fingerprint
+
+PLUGIN_KEYS = ("target_modules", "trainable_params", "base_fingerprint")
+TASKS = ("asr", "s2t")
+
+
+def task_class(task: str):
+    if task == "asr":
+        from espnet2.tasks.asr import ASRTask
+
+        return ASRTask
+    if task == "s2t":
+        from espnet2.tasks.s2t import S2TTask
+
+        return S2TTask
+    raise AdapterError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+
+
+def split_adapter_conf(conf: dict | None) -> tuple[dict, dict]:
+    """(method options, plugin options) of an ESPnet ``adapter_conf``."""
+    conf = dict(conf or {})
+    plugin = {k: conf.pop(k) for k in PLUGIN_KEYS if k in conf}
+    plugin.setdefault("target_modules", "all_linear")
+    plugin.setdefault("trainable_params", [])
+    return conf, plugin
+
+
+def attach_from_conf(model: nn.Module, adapter: str, adapter_conf: dict | None):
+    """Attach as ESPnet's ``create_adapter`` would, with the plugin's keys of ``adapter_conf``."""
+    method_conf, plugin = split_adapter_conf(adapter_conf)
+    summary = attach_adapter(model, adapter, plugin["target_modules"], method_conf)
+    for prefix in plugin["trainable_params"]:
+        hits = [p for n, p in model.named_parameters() if n == prefix or n.startswith(prefix + ".")]
+        if not hits:
+            raise AdapterError(f"trainable_params entry {prefix!r} names no parameter of the model")
+        for p in hits:
+            p.requires_grad_(True)
+    summary.trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    model.espnet_ssvd_summary = summary
+    return summary
+
+
+def _create_adapter_fn(model: nn.Module, method: str, **adapter_conf) -> None:
+    # Called by stock ESPnet's create_adapter. An adapter task has attached already (to the
+    # pretrained weights); otherwise (build_model_from_file) attach now and let the checkpoint
+    # that is loaded next supply the weights and adapter state.
+    if getattr(model, "espnet_ssvd_summary", None) is None:
+        attach_from_conf(model, method, adapter_conf)
+
+
+def register_plugin() -> None:
+    """Make every adapter name known to ESPnet's ``create_adapter`` (idempotent).
+
+    Overrides ESPnet's own ``lora`` (loralib) with PEFT's, so the names mean the same thing in
+    YAML, CLI, code and docs. Also registers every PEFT method name for the passthrough path.
+    """
+    from espnet2.layers import create_adapter
+    from peft.utils import PeftType
+
+    names = list(ADAPTERS) + [t.value.lower() for t in PeftType if t.value.lower() not in ADAPTERS]
+    for name in names:
+        create_adapter.create_adapter_fn_table[name] = functools.partial(_create_adapter_fn, method=name)
+
+
+class AdapterTaskMixin:
+    """Mixed into an ESPnet task (``class AdapterASRTask(AdapterTaskMixin, ASRTask)``): adapters
+    are attached to the pretrained weights, and ``--adapter`` accepts every plugin name."""
+
+    @classmethod
+    def get_parser(cls):
+        parser = super().get_parser()
+        for action in parser._actions:
+            if action.dest == "adapter":
+                # ESPnet hard-codes choices=[lora, houlsby]; names are checked by get_method.
+                action.choices = None
+                action.help = f"Adapter name: {', '.join(ADAPTERS)}, or a PEFT method name"
+        return parser
+
+    @classmethod
+    def build_model(cls, args: argparse.Namespace):
+        model = super().build_model(args)
+        if getattr(args, "use_adapter", False):
+            prepare_adapted_model(model, args)
+        return model
+
+
+def prepare_adapted_model(model: nn.Module, args: argparse.Namespace) -> None:
+    from espnet2.torch_utils.load_pretrained_model import load_pretrained_model
+
+    get_method(args.adapter)  # unknown names fail before any loading
+    conf = dict(args.adapter_conf or {})
+    if args.init_param:
+        for path in args.init_param:
+            logging.info(f"espnet_ssvd: loading pretrained {path} before attaching {args.adapter}")
+            load_pretrained_model(init_param=path, model=model, ignore_init_mismatch=args.ignore_init_mismatch,
+                                  map_location="cpu")
+        logging.info(f"espnet_ssvd: {args.init_param} loaded; not reloaded by ESPnet after attaching")
+        args.init_param = []
+    elif "base_fingerprint" not in conf:
+        logging.warning("espnet_ssvd: no --init_param: the adapter starts from this model's initial weights")
+    if args.adapter != "full":
+        names = match_targets(model, split_adapter_conf(conf)[1]["target_modules"])
+        # Recorded in config.yaml so an exported adapter names the base it belongs to. A model
+        # rebuilt from config.yaml keeps the recorded value: its weights come from the checkpoint.
+        conf.setdefault("base_fingerprint", base_fingerprint(model, names))
+    device = "cuda" if getattr(args, "ngpu", 0) > 0 and torch.cuda.is_available() else "cpu"
+    summary = attach_from_conf(model.to(device), args.adapter, conf)
+    args.adapter_conf = conf
+    logging.info(f"espnet_ssvd: {summary}")
+
+
+def build_model_from_config(config: str | Path, task: str = "asr"):
+    """The (randomly initialised) model a training YAML describes, with ESPnet's defaults filled in."""
+    config = Path(config)
+    if not config.is_file():
+        raise AdapterError(f"config file {config} does not exist")
+    with config.open(encoding="utf-8") as f:
+        if not isinstance(yaml.safe_load(f), dict):
+            raise AdapterError(f"{config} is not an ESPnet YAML config (expected a mapping)")
+    cls = task_class(task)
+    args = cls.get_parser().parse_args(["--config", str(config)])
+    token_list = getattr(args, "token_list", None)
+    if isinstance(token_list, str) and not Path(token_list).is_file():
+        raise AdapterError(
+            f"token_list {token_list} named in {config} does not exist; paths in ESPnet configs are "
+            "relative to the recipe directory, so run from there"
+        )
+    return cls.build_model(args)
