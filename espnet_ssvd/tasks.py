@@ -101,12 +101,37 @@ class AdapterTaskMixin:
                 action.help = f"Adapter name: {', '.join(ADAPTERS)}, or a PEFT method name"
         return parser
 
+    # "asr" or "s2t": which entries of a pretrained package to use.
+    zoo_task = "asr"
+
+    @classmethod
+    def main(cls, args: argparse.Namespace | None = None, cmd: list[str] | None = None):
+        if args is None:
+            cmd = with_pretrained(cmd, cls.zoo_task)
+        super().main(args=args, cmd=cmd)
+
     @classmethod
     def build_model(cls, args: argparse.Namespace):
         model = super().build_model(args)
         if getattr(args, "use_adapter", False):
             prepare_adapted_model(model, args)
         return model
+
+
+def with_pretrained(cmd: list[str] | None, task: str) -> list[str]:
+    """Expand ``--pretrained NAME`` (and ``--pretrained_cachedir DIR``) into ESPnet options."""
+    from .inference import pop_option
+    from .pretrained import pretrained_train_args, resolve_pretrained
+
+    name, cmd = pop_option(cmd, "--pretrained")
+    cachedir, cmd = pop_option(cmd, "--pretrained_cachedir")
+    if name is None:
+        return cmd
+    output_dir, _ = pop_option(cmd, "--output_dir")
+    if output_dir is None:
+        raise AdapterError("--pretrained needs --output_dir (the token list of the pretrained model is written there)")
+    # After the user's options, so the architecture always matches the pretrained weights.
+    return cmd + pretrained_train_args(resolve_pretrained(name, cachedir), task, output_dir)
 
 
 def prepare_adapted_model(model: nn.Module, args: argparse.Namespace) -> None:

@@ -251,3 +251,46 @@ def test_eval_train_switches_do_not_change_outputs(exp, adapted):
         model.eval()
         b = model.encode(batch["speech"], batch["speech_lengths"])[0]
     assert torch.equal(a, b)
+
+
+def test_pretrained_package_in_zoo_layout(exp, tmp_path):
+    """--pretrained takes the architecture, tokens and weights from a packed model, as the zoo ships them."""
+    from espnet2.main_funcs.pack_funcs import pack
+
+    packed = tmp_path / "tiny_asr.zip"
+    pack(files={"asr_model_file": exp["pretrained"]}, yaml_files={"asr_train_config": exp["base"] / "config.yaml"},
+         outpath=packed)
+    out = tmp_path / "adapted"
+    args = train_args(exp, out, "--pretrained", str(packed), "--pretrained_cachedir", str(tmp_path / "zoo"),
+                      "--use_adapter", "true", "--adapter", "ssvd", "--adapter_conf", '{"k": 4}', "--max_epoch", "1")
+    train_main(args)
+    model, _ = AdapterASRTask.build_model_from_file(out / "config.yaml", out / "1epoch.pth")
+    pretrained = torch.load(exp["pretrained"], map_location="cpu")
+    state = model.state_dict()
+    for name, tensor in pretrained.items():
+        prefix, _, leaf = name.rpartition(".")
+        assert torch.equal(state[name] if name in state else state[f"{prefix}.base_layer.{leaf}"], tensor)
+
+
+def test_unreachable_pretrained_name_is_a_clear_error(monkeypatch, tmp_path):
+    from espnet_ssvd.pretrained import resolve_pretrained
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(AdapterError, match=r"(?s)cannot fetch pretrained model 'owsm_v3.1_ebf_base'.*packed .zip"):
+        resolve_pretrained("owsm_v3.1_ebf_base", str(tmp_path))
+
+
+def test_owsm_base_preset_has_the_published_size(tmp_path):
+    from espnet2.tasks.s2t import S2TTask
+
+    from espnet_ssvd.pretrained import owsm_architecture
+
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("\n".join(["<blank>", "<unk>", "<na>", "<nolang>", "<sos>", "<eos>", "<sot>", "<sop>", "<notimestamps>"]
+                                + [f"t{i}" for i in range(50000 - 10)] + ["<sos/eos>"]) + "\n")
+    config = tmp_path / "owsm.yaml"
+    config.write_text(yaml.safe_dump({**owsm_architecture("owsm_v3.1_ebf_base"), "token_list": str(tokens),
+                                      "frontend_conf": {"n_fft": 512, "hop_length": 160}}))
+    args = S2TTask.get_parser().parse_args(["--config", str(config)])
+    n = sum(p.numel() for p in S2TTask.build_model(args).parameters())
+    assert 0.9e8 < n < 1.12e8, n  # published: 101M

@@ -12,7 +12,7 @@ register_plugin()
 
 
 class AdapterS2TTask(AdapterTaskMixin, S2TTask):
-    pass
+    zoo_task = "s2t"
 
 
 def get_parser():
