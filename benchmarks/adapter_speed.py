@@ -1,6 +1,7 @@
 """Training cost of one adapted nn.Linear on CPU: forward+backward time and memory, side by side.
 
-For a 1024->1024 and a 1024->4096 layer and a batch of 8 utterances x 1500 frames (float32),
+For a 1024->1024 and a 1024->4096 layer and a batch of 8 utterances x 1500 frames (float32;
+``--frames`` changes the length),
 every variant runs the same step: y = layer(x), then backward of an upstream gradient
 ``grad_out`` (equivalent to the loss (y * grad_out).sum(); a fixed random gradient keeps the
 output gradient dense and identical for all variants). The input requires grad in every
@@ -13,9 +14,10 @@ auto, lowrank and dense; ``ssvd_outer`` (outer_fraction 0.5); PEFT ``lora``, ``d
 ``pissa`` through the registry; and "dense-rebuild SSVD", the published code's evaluation
 (full U, s, V^T kept, W' = U diag(s') V'^T rebuilt on every forward), with ssvd's k.
 
-Time: median over ``--repeats`` timed steps, after one untimed warm-up step per variant; the
-variants take turns within each repeat so slow drifts of the machine hit all of them alike.
-torch's thread count is left as found.
+Time: median (and min-max) over ``--repeats`` timed steps, after one untimed warm-up step per
+variant; the variants take turns within each repeat so slow drifts of the machine hit all of
+them alike. torch's thread count is left as found. Other load on the machine shows as a wide
+min-max range; compare ratios only from a quiet run.
 
 Memory (measured during the warm-up step, not from the process RSS, which the allocator
 makes meaningless at this granularity):
@@ -64,7 +66,7 @@ class DenseRebuildSSVD(nn.Module):
     Keeps the thin SVD of W in full (U: d_out x r, s: r, V^T: r x d_in, r = min(d_in, d_out))
     as buffers and on every forward rebuilds W' = U diag(s') V'^T, where only the top-k rows
     of V^T are rotated by R = I + 2S (S skew-symmetric from k(k-1)/2 parameters) and
-    s'_k = s_k + delta * sigmoid(gate); then y = F.linear(x, W', b).
+    s'_k = s_k + delta * sigmoid(gate); then y = F.linear(x, W', b). W itself is not kept.
     """
 
     def __init__(self, linear: nn.Linear, k: int):
@@ -182,7 +184,7 @@ def build_variants(pretrained: nn.Linear) -> list[Variant]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=3, help="timed steps per variant (median is reported)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per variant (median is reported)")
     parser.add_argument("--frames", type=int, default=1500, help="frames per utterance (batch of 8)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH} x {args.frames} frames, "
@@ -190,7 +192,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     lines = [
-        "| layer (d_in x d_out) | method | settings | trainable params | fwd+bwd ms | time x frozen "
+        "| layer (d_in x d_out) | method | settings | trainable params | fwd+bwd ms, median (min-max) | time x frozen "
         "| footprint MB | extra MB | memory x frozen | saved for bwd MB |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -226,7 +228,8 @@ def main() -> None:
         for variant, variant_times, (footprint, saved) in zip(variants, times, memory):
             step = statistics.median(variant_times)
             lines.append(
-                f"| {d_in}x{d_out} | {variant.label} | {variant.settings} | {variant.trainable:,} | {1e3 * step:.0f} "
+                f"| {d_in}x{d_out} | {variant.label} | {variant.settings} | {variant.trainable:,} "
+                f"| {1e3 * step:.0f} ({1e3 * min(variant_times):.0f}-{1e3 * max(variant_times):.0f}) "
                 f"| {step / base_time:.2f} | {footprint / MB:.1f} | {(footprint - base_memory) / MB:+.1f} "
                 f"| {footprint / base_memory:.2f} | {saved / MB:.1f} |"
             )

@@ -56,10 +56,11 @@ class FactoredDeltaLinear(nn.Module):
         lowrank = n_frames * (d_in * b + a * b + a * d_out)
         dense = d_out * a * b + d_out * b * d_in
         if training:
-            # Backward: the low-rank path repeats its products for input and factor
-            # gradients; the dense path needs the full dW gradient (one more d_out x d_in
-            # product over all frames) and its projection back onto the factors.
-            lowrank *= 2
+            # Backward: each of the low-rank path's three products needs an input and a factor
+            # gradient (3x its forward); the dense path needs the full dW gradient (one more
+            # d_out x d_in product over all frames) and its projection back onto the factors.
+            # Measured by benchmarks/adapter_speed.py: a 2x factor picked the slower path.
+            lowrank *= 3
             dense = 2 * dense + n_frames * d_in * d_out
         return dense < lowrank
 
@@ -73,7 +74,8 @@ class FactoredDeltaLinear(nn.Module):
             return F.linear(x, weight, self.bias)
         dtype = x.dtype
         update = ((x @ R.to(dtype)) @ C.T.to(dtype)) @ L.T.to(dtype)
-        return self.base_layer(x) + update
+        # In place: the frozen output is not saved for backward, so no second output-sized tensor.
+        return self.base_layer(x).add_(update)
 
     @torch.no_grad()
     def merge(self) -> None:
