@@ -1,4 +1,5 @@
-# `make test` and `make demo` do all set-up: they create .venv with a Python >= 3.12 found on
+# `make test` and `make demo` do all set-up: they create .venv with a Python >= 3.12 (3.12, the
+# version espnet 202611 is tested with, preferred) found on
 # PATH or under pyenv, and install the package with its test extra.
 SHELL := /bin/bash
 VENV := .venv
@@ -8,14 +9,13 @@ STAMP := $(VENV)/.installed
 .PHONY: test demo venv bench clean
 
 define find_python
-for c in python3.14 python3.13 python3.12 python3; do \
+for c in python3.12 python3.13 python3.14 python3; do \
   if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then command -v $$c; exit 0; fi; \
 done; \
-if command -v pyenv >/dev/null 2>&1; then \
-  for v in $$(pyenv versions --bare 2>/dev/null | grep -E '^3\.(1[2-9])' | sort -rV); do \
-    p="$$(pyenv root)/versions/$$v/bin/python"; [ -x "$$p" ] && { echo "$$p"; exit 0; }; \
-  done; \
-fi; \
+root="$${PYENV_ROOT:-$$( (pyenv root) 2>/dev/null || echo $$HOME/.pyenv)}"; \
+for v in $$(ls "$$root/versions" 2>/dev/null | grep -E '^3\.(1[2-9])' | sort -V); do \
+  p="$$root/versions/$$v/bin/python"; [ -x "$$p" ] && { echo "$$p"; exit 0; }; \
+done; \
 exit 1
 endef
 

@@ -23,6 +23,9 @@ setup(
         # Imported by espnet's trainer without being declared by espnet 202611: without
         # editdistance validation fails, without tensorboard/matplotlib an epoch is lost.
         "editdistance",
+        # espnet's trainer refuses adapter "lora" without loralib installed (a leftover check
+        # for its own LoRA); our lora is PEFT's, but the check still runs.
+        "loralib",
         "tensorboard",
         "matplotlib",
         "jiwer>=3",
@@ -33,7 +36,6 @@ setup(
     entry_points={"console_scripts": ["espnet-ssvd=espnet_ssvd.__main__:main"]},
     classifiers=[
         "Programming Language :: Python :: 3.12",
-        "License :: OSI Approved :: Apache Software License",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
 )

@@ -22,13 +22,18 @@ ADAPTER_NAME = "default"
 @dataclass
 class LoraConfig:
     r: int = 32
-    lora_alpha: float = 64
+    lora_alpha: float | None = None  # default 2r, as in the published recipe (r32 alpha64)
     lora_dropout: float = 0.0
+
+    default_alpha_per_rank = 2.0
 
     def peft_kwargs(self) -> dict[str, Any]:
         if self.r < 1:
             raise AdapterError(f"LoRA rank r must be >= 1, got {self.r}")
-        return asdict(self)
+        kwargs = asdict(self)
+        if kwargs["lora_alpha"] is None:
+            kwargs["lora_alpha"] = self.default_alpha_per_rank * self.r
+        return kwargs
 
 
 @dataclass
@@ -39,7 +44,8 @@ class DoraConfig(LoraConfig):
 
 @dataclass
 class PissaConfig(LoraConfig):
-    lora_alpha: float = 32  # PiSSA uses alpha = r so the principal part is not rescaled
+    # PiSSA uses alpha = r (the default here) so the principal part is not rescaled.
+    default_alpha_per_rank = 1.0
     niter: int | None = None  # randomised SVD with this many iterations (PEFT's pissa_niter_N)
 
     def peft_kwargs(self) -> dict[str, Any]:

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Shared stage script of the espnet_ssvd adaptation recipes (run from a recipe dir, egs2/*/asr1).
+#   1 data (local/data.sh)   2 tokens (BPE + shape files)   3 source model pretraining
+#   4 zero-shot decoding     5 adaptation per domain x method x budget (x outer fraction)
+#   6 decoding of every adapted model on its target test set and on the source test set
+#   7 report: RESULTS.md with WER and 95 % bootstrap intervals, and plots
+# Re-running skips finished work; an interrupted training resumes from its last checkpoint.
+set -euo pipefail
+
+stage=1
+stop_stage=7
+ngpu=0
+nj=2
+python=python3
+adapter=""                  # one method: lora | dora | pissa | ssvd | ssvd_outer | full (default: all)
+methods="lora dora pissa ssvd ssvd_outer full"
+budget=""                   # one budget, e.g. 1% (default: budgets)
+budgets="1%"
+budget_tolerance=0.02
+outer_fractions="0.5"       # ssvd_outer inner/outer split(s), e.g. "0 0.25 0.5"
+domains="child accent"
+targets="all_linear"
+bpe_size=300
+source_config=conf/tuning/train_source.yaml
+adapt_config_dir=conf/tuning
+data_opts=""                # passed to local/data.sh
+train_args=""               # extra ESPnet options for every training
+decode_batch_size=16
+exp=exp
+data=data
+
+usage() { sed -n '2,8p' "$0"; grep -E '^[a-z_]+=' "$0" | sed 's/^/  --/'; exit 1; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --help|-h) usage ;;
+    --*) name="${1#--}"; name="${name//-/_}"
+         grep -qE "^${name}=" "$0" || { echo "adapt.sh: unknown option --${name}" >&2; usage; }
+         [ $# -ge 2 ] || { echo "adapt.sh: --${name} needs a value" >&2; exit 1; }
+         printf -v "$name" '%s' "$2"; shift 2 ;;
+    *) echo "adapt.sh: unexpected argument $1" >&2; usage ;;
+  esac
+done
+[ -n "${adapter}" ] && methods="${adapter}"
+[ -n "${budget}" ] && budgets="${budget}"
+
+common=(--data "${data}" --exp "${exp}" --token_dir "${data}/token_list/bpe${bpe_size}" --bpe_size "${bpe_size}"
+        --source_config "${source_config}" --adapt_config_dir "${adapt_config_dir}" --domains "${domains}"
+        --methods "${methods}" --budgets "${budgets}" --budget_tolerance "${budget_tolerance}"
+        --outer_fractions "${outer_fractions}" --targets "${targets}" --ngpu "${ngpu}"
+        --decode_batch_size "${decode_batch_size}" --train_args "${train_args}")
+recipe() { ${python} -m espnet_ssvd.recipe "$1" "${common[@]}"; }
+log() { echo "[adapt.sh] $(date '+%H:%M:%S') $*"; }
+mkdir -p "${exp}"
+
+if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
+  log "stage 1: data preparation"
+  s=$SECONDS; local/data.sh --nj "${nj}" --python "${python}" ${data_opts}; echo $((SECONDS - s)) > "${exp}/stage_time.1"
+fi
+if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
+  log "stage 2: tokens (BPE ${bpe_size}) and shape files"
+  s=$SECONDS; recipe tokens; echo $((SECONDS - s)) > "${exp}/stage_time.2"
+fi
+if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+  log "stage 3: source model pretraining (${source_config}; cached once trained)"
+  s=$SECONDS; recipe source; echo $((SECONDS - s)) > "${exp}/stage_time.3"
+fi
+for n in 4:zeroshot 5:adapt 6:decode 7:report; do
+  i=${n%%:*}; name=${n#*:}
+  if [ ${stage} -le ${i} ] && [ ${stop_stage} -ge ${i} ]; then
+    log "stage ${i}: ${name}"
+    s=$SECONDS; recipe "${name}"; echo $((SECONDS - s)) > "${exp}/stage_time.${i}"
+  fi
+done
+log "finished stages ${stage}-${stop_stage}"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# CMU Kids (LDC97S63) -> speaker-disjoint Kaldi-style data dirs <out>/{train,dev,test}; layout in local/README.md.
+# Usage: local/data.sh [--db_root DIR] [--out DIR] [--python PY]
+#                      [other prepare_cmu_kids.py options, e.g. --text_source prompt]
+#   --db_root  the CMU Kids release (holding kids/ and tables/); default: $CMU_KIDS
+#   --out      default: data
+#   --python   default: $python, else python3
+#   --nj       accepted, as the shared stage script passes it; nothing here runs in parallel
+# wav.scp decodes the SPHERE files with sox, when the audio is formatted for training.
+set -euo pipefail
+
+db_root=${CMU_KIDS:-}
+out=data
+python=${python:-python3}
+extra=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --db_root) db_root=${2:?"--db_root needs a value"}; shift 2 ;;
+        --out) out=${2:?"--out needs a value"}; shift 2 ;;
+        --python) python=${2:?"--python needs a value"}; shift 2 ;;
+        --nj) shift 2 ;;
+        *) extra+=("$1"); shift ;;
+    esac
+done
+if [ -z "${db_root}" ]; then
+    echo "$0: error: pass --db_root or set CMU_KIDS to the CMU Kids release (https://catalog.ldc.upenn.edu/LDC97S63)" >&2
+    exit 1
+fi
+
+"${python}" "$(dirname "$0")/prepare_cmu_kids.py" --db_root "${db_root}" --out "${out}" ${extra[@]+"${extra[@]}"}

@@ -1,0 +1,100 @@
+"""RESULTS.md and plots of an adaptation recipe, from what the run wrote under exp/."""
+
+import json
+import platform
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_wer(exp: Path, name: str) -> dict | None:
+    path = exp / f"decode_{name}" / "wer.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def fmt(w: dict | None) -> str:
+    return "-" if w is None else f"{w['wer']:.1f} [{w['ci_low']:.1f}, {w['ci_high']:.1f}]"
+
+
+def seconds(exp: Path) -> str:
+    path = exp / "train_time"
+    return f"{float(path.read_text()):.0f}" if path.exists() else "-"
+
+
+def write_report(exp_root: Path, domains: list[str], results: Path) -> None:
+    plan = json.loads((exp_root / "plan.json").read_text())
+    source = exp_root / "source"
+    base_src = read_wer(source, "test_source")
+    lines = ["# Results", "",
+             "WER (%) with 95 % bootstrap confidence intervals over utterances. Forgetting is the change of",
+             "source-domain WER against the pretrained source model. Written by `espnet_ssvd.report` from",
+             f"{exp_root}/ of this run; machine: {platform.machine()}, {platform.python_version()}.", ""]
+    src_time = seconds(source)
+    lines += [f"Source model: test_source WER {fmt(base_src)}; training time {src_time} s.", ""]
+    for domain in domains:
+        rows = [e for e in plan if e["domain"] == domain]
+        zero = read_wer(source, f"{domain}_test")
+        lines += [f"## {domain}", "",
+                  "| method | budget | settings | trainable params | target WER | source WER | forgetting | train time (s) |",
+                  "|---|---|---|---|---|---|---|---|",
+                  f"| pretrained (zero-shot) | - | - | 0 | {fmt(zero)} | {fmt(base_src)} | 0.0 | - |"]
+        points = []
+        for e in rows:
+            exp = exp_root / e["name"]
+            tgt, src = read_wer(exp, f"{domain}_test"), read_wer(exp, "test_source")
+            forget = "-" if src is None or base_src is None else f"{src['wer'] - base_src['wer']:+.1f}"
+            settings = ", ".join(f"{k}={v}" for k, v in e["settings"].items()) or "-"
+            lines.append(f"| {e['method']} | {e['budget'] or '-'} | {settings} | {e['trainable']:,} | {fmt(tgt)} "
+                         f"| {fmt(src)} | {forget} | {seconds(exp)} |")
+            if tgt and src:
+                points.append((e, tgt, src))
+        lines.append("")
+        if points:
+            plots = plot_domain(domain, points, zero, base_src, results.parent)
+            lines += [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    results.write_text("\n".join(lines) + "\n")
+    print(f"wrote {results}")
+
+
+def label(e: dict) -> str:
+    return e["method"] + (f" of={e['outer_fraction']:g}" if e["outer_fraction"] is not None else "")
+
+
+def plot_domain(domain: str, points, zero, base_src, out_dir: Path) -> list[Path]:
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for e, tgt, src in points:
+        ax.errorbar(src["wer"], tgt["wer"], xerr=[[src["wer"] - src["ci_low"]], [src["ci_high"] - src["wer"]]],
+                    yerr=[[tgt["wer"] - tgt["ci_low"]], [tgt["ci_high"] - tgt["wer"]]], fmt="o", capsize=2,
+                    label=f"{label(e)} {e['budget']}".strip())
+    if zero and base_src:
+        ax.plot(base_src["wer"], zero["wer"], "k*", markersize=12, label="pretrained")
+    ax.set_xlabel("source WER (%)  (forgetting →)")
+    ax.set_ylabel(f"{domain} target WER (%)")
+    ax.set_title(f"{domain}: learning vs forgetting")
+    ax.legend(fontsize=7)
+    tradeoff = out_dir / f"tradeoff_{domain}.png"
+    fig.tight_layout()
+    fig.savefig(tradeoff, dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    by_method: dict[str, list] = {}
+    for e, tgt, _ in points:
+        if e["budget"]:
+            by_method.setdefault(label(e), []).append((float(e["trainable"]), tgt["wer"]))
+    for name, xy in sorted(by_method.items()):
+        xy.sort()
+        ax.plot([x for x, _ in xy], [y for _, y in xy], "o-", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters (budget)")
+    ax.set_ylabel(f"{domain} target WER (%)")
+    ax.set_title(f"{domain}: target WER against budget")
+    ax.legend(fontsize=7)
+    budget_plot = out_dir / f"budget_{domain}.png"
+    fig.tight_layout()
+    fig.savefig(budget_plot, dpi=120)
+    plt.close(fig)
+    return [tradeoff, budget_plot]
