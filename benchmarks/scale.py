@@ -41,9 +41,10 @@ so a change in the machine's load hits both alike. Before each RSS reading freed
 returned to the OS (gc + glibc malloc_trim), so RSS counts live memory rather than what the
 allocator kept. Linux only (RSS is read from /proc).
 
-torch's thread count is left as found unless ``--threads`` is given. On a busy machine give
-fewer threads than cores: OpenMP threads that wait for a core make MKL's SVD and matmuls many
-times slower. Times include that load; compare ratios only from a quiet run.
+torch's thread count is left as found unless ``--threads`` is given. On a machine shared with
+other jobs, pass ``--threads 1`` or set OMP_WAIT_POLICY=PASSIVE (the workers inherit the
+environment): OpenMP threads that spin-wait for a busy core made MKL's SVD of a 768 x 768
+weight 40x slower here. Times include the machine's load; compare ratios only from a quiet run.
 """
 
 import argparse
@@ -295,11 +296,9 @@ def machine_description(device: str, threads: int | None) -> str:
     import espnet
     import peft
 
-    cpu = platform.processor() or platform.machine()
     with open("/proc/cpuinfo") as f:
         names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    if names:
-        cpu = names[0]
+    cpu = names[0] if names else platform.machine()
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     if threads:
         torch.set_num_threads(threads)
