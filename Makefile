@@ -32,8 +32,9 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# The main job: the embedded synth_shift benchmark with its default settings (about an hour on 2 cores).
 demo: $(STAMP)
-	$(PY) examples/adapt_tiny.py
+	cd egs2/synth_shift/asr1 && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./run.sh --python python
 
 bench: $(STAMP)
 	$(PY) benchmarks/adapter_speed.py

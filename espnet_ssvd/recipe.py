@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -36,16 +35,28 @@ def log(msg: str) -> None:
     print(f"[adapt.sh] {msg}", flush=True)
 
 
-def run_logged(cmd: list[str], log_file: Path) -> None:
+def train(cmd: list[str], log_file: Path) -> None:
+    """Run ``espnet_ssvd.bin.asr_train`` in this process (one import for all trainings of a
+    stage), with ESPnet's log written to ``log_file``."""
+    from .bin.asr_train import main as asr_train
+
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    log(f"running {' '.join(shlex.quote(c) for c in cmd[:4])} ... (log: {log_file})")
-    with log_file.open("w") as f:
-        f.write(" ".join(shlex.quote(c) for c in cmd) + "\n")
-        f.flush()
-        result = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
-    if result.returncode != 0:
-        tail = log_file.read_text().splitlines()[-25:]
-        raise SystemExit(f"command failed (exit {result.returncode}); last lines of {log_file}:\n" + "\n".join(tail))
+    log(f"training -> {log_file.parent} (log: {log_file})")
+    handler = logging.FileHandler(log_file, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level, root.level = root.level, logging.INFO
+    try:
+        handler.stream.write("asr_train " + " ".join(shlex.quote(c) for c in cmd) + "\n")
+        asr_train(cmd)
+    except Exception:
+        logging.exception("training failed")
+        raise SystemExit(f"training failed; see {log_file}")
+    finally:
+        root.removeHandler(handler)
+        root.level = level
+        handler.close()
 
 
 # ----------------------------------------------------------------------------- stage 2: tokens
@@ -111,10 +122,10 @@ def source(args: argparse.Namespace) -> None:
         log(f"source model {exp} exists (cached); delete it to retrain")
         return
     start = time.time()
-    cmd = [sys.executable, "-m", "espnet_ssvd.bin.asr_train", "--config", args.source_config, "--output_dir", str(exp),
+    cmd = ["--config", args.source_config, "--output_dir", str(exp),
            "--ngpu", str(args.ngpu), "--resume", "true", *token_args(Path(args.token_dir)),
            *data_args(Path(args.data), "train", "dev"), *shlex.split(args.train_args)]
-    run_logged(cmd, exp / "train.log")
+    train(cmd, exp / "train.log")
     (exp / "train_time").write_text(f"{time.time() - start:.1f}\n")
     (exp / ".done").touch()
 
@@ -281,14 +292,14 @@ def adapt(args: argparse.Namespace) -> None:
         conf.update(use_adapter=True, adapter=e.method, adapter_conf=adapter_conf)
         out.mkdir(parents=True, exist_ok=True)
         (out / "adapt.yaml").write_text(yaml.safe_dump(conf, sort_keys=False))
+        (out / "experiment.json").write_text(json.dumps({**asdict(e), "name": e.name}, indent=1))
         start = time.time()
-        cmd = [sys.executable, "-m", "espnet_ssvd.bin.asr_train", "--config", str(out / "adapt.yaml"),
+        cmd = ["--config", str(out / "adapt.yaml"),
                "--output_dir", str(out), "--init_param", str(pretrained), "--ngpu", str(args.ngpu), "--resume", "true",
                *token_args(Path(args.token_dir)), *data_args(Path(args.data), f"{e.domain}_adapt", f"{e.domain}_dev"),
                *shlex.split(args.train_args)]
-        run_logged(cmd, out / "train.log")
+        train(cmd, out / "train.log")
         (out / "train_time").write_text(f"{time.time() - start:.1f}\n")
-        (out / "experiment.json").write_text(json.dumps({**asdict(e), "name": e.name}, indent=1))
         (out / ".done").touch()
 
 
@@ -337,11 +348,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default="RESULTS.md")
     args = parser.parse_args(argv)
     args.device = args.device or ("cuda" if args.ngpu > 0 else "cpu")
-    for budget in args.budgets.split():
-        parse_budget(budget, 100)  # a typo fails before hours of work
-    logging.basicConfig(level=logging.WARNING)
+    # ESPnet's own basicConfig would send every training's INFO log to the console; the
+    # recipe sends it to each experiment's train.log instead.
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, handlers=[console])
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
     try:
+        for budget in args.budgets.split():
+            parse_budget(budget, 100)  # a typo fails before hours of work
         STAGES[args.stage](args)
     except AdapterError as err:
         print(f"error: {err}", file=sys.stderr)

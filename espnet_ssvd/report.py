@@ -25,7 +25,9 @@ def seconds(exp: Path) -> str:
 
 
 def write_report(exp_root: Path, domains: list[str], results: Path) -> None:
-    plan = json.loads((exp_root / "plan.json").read_text())
+    # Every finished experiment of this exp/ dir, whichever run.sh invocation trained it.
+    plan = sorted((json.loads(p.read_text()) for p in exp_root.glob("*/experiment.json") if (p.parent / ".done").exists()),
+                  key=lambda e: (e["method"] == "full", e["method"], e["trainable"], e["outer_fraction"] or 0))
     source = exp_root / "source"
     base_src = read_wer(source, "test_source")
     lines = ["# Results", "",

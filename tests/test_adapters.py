@@ -296,3 +296,17 @@ def test_regex_and_presets_select_espnet_layers():
     all_linear = match_targets(model, "all_linear")
     assert "decoder.output_layer" in all_linear and "encoder.embed.out" in all_linear
     assert all(isinstance(model.get_submodule(n), nn.Linear) for n in all_linear)
+
+
+def test_espnet_adapter_conf_trains_named_extra_parameters():
+    from espnet_ssvd.tasks import attach_from_conf
+
+    model = tiny_encoder_decoder()
+    summary = attach_from_conf(model, "ssvd", {"k": 2, "target_modules": ["attention"],
+                                               "trainable_params": ["decoder.output_layer"]})
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert {"decoder.output_layer.weight", "decoder.output_layer.bias"} <= trainable
+    assert summary.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    with pytest.raises(AdapterError, match="trainable_params entry 'ctc' names no parameter"):
+        attach_from_conf(tiny_encoder_decoder(), "ssvd", {"k": 2, "target_modules": ["attention"],
+                                                          "trainable_params": ["ctc"]})

@@ -1,0 +1,81 @@
+"""egs2/synth_shift --fast: every stage of the embedded benchmark, end to end, on a tiny corpus."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ["lora", "dora", "pissa", "ssvd", "ssvd_outer", "full"]
+DOMAINS = ["child", "accent"]
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    egs2 = tmp_path_factory.mktemp("recipe") / "egs2"
+    for name in ("TEMPLATE", "synth_shift"):
+        shutil.copytree(ROOT / "egs2" / name, egs2 / name, symlinks=True,
+                        ignore=shutil.ignore_patterns("data", "exp", "RESULTS.md", "*.png"))
+    return egs2 / "synth_shift" / "asr1"
+
+
+def run(recipe: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(["./run.sh", "--fast", "true", "--python", sys.executable, *args], cwd=recipe, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return proc.stdout + proc.stderr
+
+
+def test_fast_run_produces_every_stage_output_and_a_full_report(recipe):
+    out = run(recipe)
+    for stage in range(1, 8):
+        assert f"stage {stage}" in out
+        assert (recipe / "exp" / f"stage_time.{stage}").exists()
+    for name in ["train", "dev", "test_source"] + [f"{d}_{s}" for d in DOMAINS for s in ("adapt", "dev", "test")]:
+        d = recipe / "data" / name
+        for f in ("wav.scp", "text", "utt2spk", "spk2utt", "speech_shape", "text_shape.bpe"):
+            assert (d / f).stat().st_size > 0, d / f
+    # adaptation and test speakers of each target domain are disjoint
+    for domain in DOMAINS:
+        spk = {s: {line.split()[1] for line in (recipe / "data" / f"{domain}_{s}" / "utt2spk").read_text().splitlines()}
+               for s in ("adapt", "test")}
+        assert spk["adapt"] and spk["test"] and not spk["adapt"] & spk["test"]
+    plan = json.loads((recipe / "exp" / "plan.json").read_text())
+    assert sorted((e["domain"], e["method"]) for e in plan) == sorted((d, m) for d in DOMAINS for m in METHODS)
+    for e in plan:
+        exp = recipe / "exp" / e["name"]
+        assert (exp / ".done").exists()
+        for test in (f"{e['domain']}_test", "test_source"):
+            wer = json.loads((exp / f"decode_{test}" / "wer.json").read_text())
+            assert wer["ci_low"] <= wer["wer"] <= wer["ci_high"]
+    report = (recipe / "RESULTS.md").read_text()
+    for domain in DOMAINS:
+        section = report.split(f"## {domain}")[1].split("## ")[0]
+        for method in METHODS:
+            assert re.search(rf"^\| {method} \|", section, re.M), (domain, method)
+        assert (recipe / f"tradeoff_{domain}.png").stat().st_size > 1000
+        assert (recipe / f"budget_{domain}.png").stat().st_size > 1000
+
+
+def test_rerun_skips_finished_work_and_one_method_runs_alone(recipe):
+    before = {p: p.stat().st_mtime for p in (recipe / "exp").glob("*/valid.loss.ave.pth")}
+    out = run(recipe, "--adapter", "ssvd_outer", "--budget", "3%", "--stage", "3")
+    assert "source model exp/source exists (cached)" in out
+    assert "adapt_child_ssvd_outer_3pct_of0.5: done (cached)" in out
+    assert "lora" not in out.split("stage 5")[1]
+    assert all(p.stat().st_mtime == t for p, t in before.items())
+
+
+def test_unknown_option_and_bad_budget_fail_clearly(recipe):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(["./run.sh", "--adapterr", "ssvd"], cwd=recipe, env=env, capture_output=True, text=True)
+    assert proc.returncode != 0 and "unknown option --adapterr" in proc.stderr
+    proc = subprocess.run(["./run.sh", "--fast", "true", "--python", sys.executable, "--stage", "5", "--stop_stage", "5",
+                           "--budget", "lots"], cwd=recipe, env=env, capture_output=True, text=True)
+    assert proc.returncode != 0 and "cannot read budget 'lots'" in proc.stderr
