@@ -42,7 +42,7 @@ def train(cmd: list[str], log_file: Path) -> None:
 
     log_file.parent.mkdir(parents=True, exist_ok=True)
     log(f"training -> {log_file.parent} (log: {log_file})")
-    handler = logging.FileHandler(log_file, mode="w")
+    handler = logging.FileHandler(log_file, mode="a")  # a resumed training keeps its earlier log
     handler.setFormatter(logging.Formatter("%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
