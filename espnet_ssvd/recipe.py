@@ -25,7 +25,7 @@ import yaml
 from tqdm import tqdm
 
 from .adapters import AdapterError
-from .budget import budget_table, parse_budget
+from .budget import match_budget, parse_budget, target_shapes
 from .pretrained import ARCHITECTURE_KEYS
 
 SOURCE_SETS = ("train", "dev")
@@ -258,14 +258,24 @@ def plan(args: argparse.Namespace) -> list[Experiment]:
     total = sum(p.numel() for p in model.parameters())
     methods = args.methods.split()
     fractions = [float(f) for f in args.outer_fractions.split()]
-    experiments = []
+    experiments, infeasible = [], []
+    shapes = target_shapes(model, args.targets.split())
     for budget in args.budgets.split():
-        peft = [m for m in methods if m != "full"]
-        rows = budget_table(model, args.targets.split(), budget, peft, fractions, tolerance=args.budget_tolerance) if peft else []
-        for domain in args.domains.split():
-            for row in rows:
-                fraction = row.settings.get("outer_fraction") if row.method == "ssvd_outer" else None
-                experiments.append(Experiment(domain, row.method, budget, fraction, row.settings, row.trainable))
+        count = parse_budget(budget, total)
+        for method in (m for m in methods if m != "full"):
+            for fraction in fractions if method == "ssvd_outer" else [None]:
+                conf = {} if fraction is None else {"outer_fraction": fraction}
+                try:
+                    row = match_budget(method, shapes, count, conf, args.budget_tolerance)
+                except AdapterError as err:
+                    # One unreachable (method, budget) pair must not stop a sweep: it is listed
+                    # in RESULTS.md instead of a row.
+                    log(f"not running {method} at {budget}: {err}")
+                    infeasible.append({"method": method, "budget": budget, "outer_fraction": fraction, "why": str(err)})
+                    continue
+                experiments += [Experiment(d, method, budget, fraction, row.settings, row.trainable)
+                                for d in args.domains.split()]
+    (Path(args.exp) / "infeasible.json").write_text(json.dumps(infeasible, indent=1))
     if "full" in methods:
         experiments += [Experiment(d, "full", "", None, {}, total) for d in args.domains.split()]
     return experiments

@@ -57,6 +57,11 @@ def write_report(exp_root: Path, domains: list[str], results: Path) -> None:
         if points:
             plots = plot_domain(domain, points, zero, base_src, results.parent)
             lines += [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    skipped_file = exp_root / "infeasible.json"
+    skipped = json.loads(skipped_file.read_text()) if skipped_file.exists() else []
+    if skipped:
+        lines += ["## Not run: budget out of reach", ""]
+        lines += [f"- {s['method']} at {s['budget']}: {s['why']}" for s in skipped] + [""]
     results.write_text("\n".join(lines) + "\n")
     print(f"wrote {results}")
 

@@ -10,7 +10,9 @@ args=()
 while [ $# -gt 0 ]; do
   if [ "$1" = --fast ]; then fast=$2; shift 2; else args+=("$1"); shift; fi
 done
-opts=(--source_config conf/tuning/train_source.yaml --bpe_size 300 --domains "child accent")
+# On this 1.2M-parameter model one LoRA rank over all linear layers is 1.1 % of the model, so a
+# 1 % budget is matched within 15 %, not 2 %; RESULTS.md shows each method's real count.
+opts=(--source_config conf/tuning/train_source.yaml --bpe_size 300 --domains "child accent" --budget_tolerance 0.15)
 if [ "${fast}" = true ]; then
   # Tiny corpus and model, 1 epoch: exercises every stage, numbers are meaningless.
   opts=(--source_config conf/tuning/train_source_fast.yaml --bpe_size 100 --domains "child accent"
