@@ -74,7 +74,7 @@ class FactoredDeltaLinear(nn.Module):
             return F.linear(x, weight, self.bias)
         dtype = x.dtype
         update = ((x @ R.to(dtype)) @ C.T.to(dtype)) @ L.T.to(dtype)
-        # In place: the frozen output is not saved for backward, so no second output-sized tensor.
+        # Accumulate into the frozen output (it is not saved for backward, so in place is safe).
         return self.base_layer(x).add_(update)
 
     @torch.no_grad()
