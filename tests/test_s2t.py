@@ -6,29 +6,12 @@ import pytest
 import torch
 import yaml
 
-from espnet_data import WORDS, make_experiment
+from espnet_data import TINY_CONFIG, WORDS, make_experiment
 
-S2T_CONFIG = """\
-frontend_conf: {n_fft: 256, hop_length: 128, n_mels: 20}
-encoder: e_branchformer
-encoder_conf: {output_size: 32, attention_heads: 2, linear_units: 64, cgmlp_linear_units: 64, num_blocks: 2}
-decoder: transformer
-decoder_conf: {attention_heads: 2, linear_units: 64, num_blocks: 2}
-model_conf: {ctc_weight: 0.3, lsm_weight: 0.1}
-preprocessor_conf: {speech_length: 1, time_apply_prob: 0.0, text_prev_apply_prob: 0.0, last_time_symbol: "<1.00>"}
-optim: adam
-optim_conf: {lr: 0.002}
-batch_type: folded
-batch_size: 4
-max_epoch: 1
-num_workers: 0
-use_tensorboard: false
-use_matplotlib: false
-num_att_plot: 0
-best_model_criterion: [[valid, acc, max]]
-keep_nbest_models: 1
-seed: 0
-"""
+# The ASR test model and training options, with OWSM's preprocessing shortened to 1 s.
+S2T_CONFIG = TINY_CONFIG + (
+    'preprocessor_conf: {speech_length: 1, time_apply_prob: 0.0, text_prev_apply_prob: 0.0, last_time_symbol: "<1.00>"}\n'
+)
 
 
 @pytest.fixture(scope="module")
