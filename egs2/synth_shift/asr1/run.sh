@@ -16,6 +16,6 @@ opts=(--source_config conf/tuning/train_source.yaml --bpe_size 300 --domains "ch
 if [ "${fast}" = true ]; then
   # Tiny corpus and model, 1 epoch: exercises every stage, numbers are meaningless.
   opts=(--source_config conf/tuning/train_source_fast.yaml --bpe_size 100 --domains "child accent"
-        --data_opts "--size fast" --budgets 3% --budget_tolerance 0.25 --train_args "--max_epoch 1")
+        --data_opts "--size fast" --budgets 4% --budget_tolerance 0.25 --train_args "--max_epoch 1")
 fi
 ./adapt.sh "${opts[@]}" "${args[@]+"${args[@]}"}"
