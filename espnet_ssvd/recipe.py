@@ -11,7 +11,6 @@ resumes where it stopped; ESPnet's ``--resume true`` continues an interrupted tr
 import argparse
 import json
 import logging
-import os
 import shlex
 import sys
 import time
@@ -363,7 +362,6 @@ def main(argv: list[str] | None = None) -> int:
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING)
     logging.basicConfig(level=logging.WARNING, handlers=[console])
-    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
     try:
         for budget in args.budgets.split():
             parse_budget(budget, 100)  # a typo fails before hours of work
