@@ -4,6 +4,7 @@ Each prep script puts this directory on sys.path itself, so data preparation nee
 standard library and soundfile, not ESPnet or Kaldi's utils/.
 """
 
+import argparse
 import itertools
 import re
 import shlex
@@ -33,6 +34,19 @@ class Utt:
     spk_id: str
     wav: str  # the wav.scp value: a path, or a command ending in "|" whose stdout is a wav
     text: str
+
+
+def id_list(known, what: str):
+    """An argparse type: a comma-separated list of ids, each one of ``known``."""
+
+    def parse(value: str) -> list[str]:
+        ids = [x.strip() for x in value.split(",") if x.strip()]
+        unknown = [x for x in ids if x not in known]
+        if unknown or not ids:
+            raise argparse.ArgumentTypeError(f"unknown {what}(s) {unknown}; known: {','.join(known)}")
+        return ids
+
+    return parse
 
 
 def normalize_text(text: str) -> str:

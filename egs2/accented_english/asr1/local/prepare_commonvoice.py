@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "asr_utils"))
-from kaldi_data import Utt, corpus_dir, normalize_text, sox_pipe, write_data_dir  # noqa: E402
+from kaldi_data import Utt, corpus_dir, id_list, normalize_text, sox_pipe, write_data_dir  # noqa: E402
 
 # Short id -> the labels meaning it: the `accents` column's labels (recent releases) and the
 # `accent` column's codes (older releases; "southatlandtic" is Common Voice's spelling).
@@ -91,21 +91,13 @@ def to_utts(rows, accents: set[str], clips: Path) -> tuple[list[Utt], Counter]:
     return utts, dropped
 
 
-def accent_list(value: str) -> list[str]:
-    ids = [a.strip() for a in value.split(",") if a.strip()]
-    unknown = [a for a in ids if a not in ACCENTS]
-    if unknown or not ids:
-        raise argparse.ArgumentTypeError(f"unknown accent id(s) {unknown}; known: {','.join(ACCENTS)}")
-    return ids
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db_root", required=True, help="Common Voice release directory (holding en/)")
     parser.add_argument("--out", default="data")
-    parser.add_argument("--train_accents", type=accent_list, default="scotland,india,australia",
+    parser.add_argument("--train_accents", type=id_list(ACCENTS, "accent id"), default="scotland,india,australia",
                         help="accents of the adaptation sets train and dev (short ids, comma-separated)")
-    parser.add_argument("--test_accents", type=accent_list, default="us,england,scotland,india,australia",
+    parser.add_argument("--test_accents", type=id_list(ACCENTS, "accent id"), default="us,england,scotland,india,australia",
                         help="one test_<accent> set each; us and england measure drift on the source domain")
     parser.add_argument("--train_tsv", choices=("validated", "train"), default="validated",
                         help="validated: all validated clips of speakers outside dev and test (as ESPnet's "

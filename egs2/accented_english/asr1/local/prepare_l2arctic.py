@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "asr_utils"))
-from kaldi_data import Utt, audio_entry, audio_infos, normalize_text, write_data_dir  # noqa: E402
+from kaldi_data import Utt, audio_entry, audio_infos, id_list, normalize_text, write_data_dir  # noqa: E402
 
 L1_SPEAKERS = {
     "arabic": ("ABA", "SKA", "YBAA", "ZHAA"),
@@ -50,19 +50,11 @@ def speaker_utts(speaker_dir: Path, nj: int, dropped: Counter) -> list[Utt]:
     return utts
 
 
-def l1_list(value: str) -> list[str]:
-    l1s = [x.strip() for x in value.split(",") if x.strip()]
-    unknown = [x for x in l1s if x not in L1_SPEAKERS]
-    if unknown or not l1s:
-        raise argparse.ArgumentTypeError(f"unknown L1(s) {unknown}; known: {','.join(L1_SPEAKERS)}")
-    return l1s
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db_root", required=True, help="L2-ARCTIC directory holding the speaker directories")
     parser.add_argument("--out", default="data")
-    parser.add_argument("--l1s", type=l1_list, default=",".join(L1_SPEAKERS), help="comma-separated")
+    parser.add_argument("--l1s", type=id_list(L1_SPEAKERS, "L1"), default=",".join(L1_SPEAKERS), help="comma-separated")
     parser.add_argument("--nj", type=int, default=1, help="audio headers read in parallel")
     args = parser.parse_args()
 
