@@ -17,12 +17,14 @@ from .adapters import AdapterError
 ZOO_NAMES = {
     name: f"espnet/{name}"
     for name in ("owsm_v3.1_ebf_base", "owsm_v3.1_ebf_small", "owsm_v3.1_ebf",
-                 "owsm_v4_base_102M", "owsm_v4_small_370M", "owsm_v4_medium_1B")
+                 "owsm_v4_base_102M", "owsm_v4_small_370M", "owsm_v4_medium_1B",
+                 "owls_2B_180K")  # OWLS (OWSM's scaling suite): the ~2B size of the recipes' --model presets
 }
 
-# Options of a pretrained config.yaml that define the model (and so must not be overridden).
+# Options of a pretrained config.yaml that define the model and its input (OWSM: 30 s padding,
+# its special symbols), and so must not be overridden.
 ARCHITECTURE_KEYS = (
-    "input_size", "frontend", "frontend_conf", "specaug", "specaug_conf", "normalize", "normalize_conf",
+    "input_size", "preprocessor", "preprocessor_conf", "frontend", "frontend_conf", "specaug", "specaug_conf", "normalize", "normalize_conf",
     "preencoder", "preencoder_conf", "encoder", "encoder_conf", "postencoder", "postencoder_conf",
     "decoder", "decoder_conf", "ctc_conf", "token_type", "bpemodel",
 )

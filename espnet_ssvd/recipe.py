@@ -1,8 +1,13 @@
 """The stages of the adaptation recipes (egs2/TEMPLATE/adapt1/adapt.sh calls them).
 
-Data dirs follow one convention in every recipe: ``data/train`` and ``data/dev`` (source
-domain, only needed to pretrain a source model), ``data/test_source`` (the forgetting set),
-and per target domain D ``data/D_adapt``, ``data/D_dev``, ``data/D_test``.
+Data dirs: ``data/train`` and ``data/dev`` (source domain, only needed to pretrain a source
+model), the forgetting set (``--source_test_set``, default ``data/test_source``), and per target
+domain D the sets named by ``--adapt_set`` / ``--dev_set`` / ``--test_sets`` with ``{domain}``
+standing for D (default ``D_adapt``, ``D_dev``, ``D_test``).
+
+The source model is either trained in stage 3 (ASR task, ``--source_config``) or a pretrained
+model given by ``--model`` (an espnet_model_zoo name such as ``owsm_v3.1_ebf_base`` or a packed
+.zip): then its task (S2T for OWSM), token list and BPE model are used throughout.
 
 Each stage skips work whose outputs exist (a ``.done`` marker per job), so re-running a recipe
 resumes where it stopped; ESPnet's ``--resume true`` continues an interrupted training.
@@ -11,6 +16,7 @@ resumes where it stopped; ESPnet's ``--resume true`` continues an interrupted tr
 import argparse
 import json
 import logging
+import re
 import shlex
 import sys
 import time
@@ -27,17 +33,18 @@ from .adapters import AdapterError
 from .budget import match_budget, parse_budget, target_shapes
 from .pretrained import ARCHITECTURE_KEYS
 
-SOURCE_SETS = ("train", "dev")
-
 
 def log(msg: str) -> None:
     print(f"[adapt.sh] {msg}", flush=True)
 
 
-def train(cmd: list[str], log_file: Path) -> None:
-    """Run ``espnet_ssvd.bin.asr_train`` in this process (one import for all trainings of a
+def train(task: str, cmd: list[str], log_file: Path) -> None:
+    """Run ``espnet_ssvd.bin.<task>_train`` in this process (one import for all trainings of a
     stage), with ESPnet's log written to ``log_file``."""
-    from .bin.asr_train import main as asr_train
+    if task == "s2t":
+        from .bin.s2t_train import main as task_train
+    else:
+        from .bin.asr_train import main as task_train
 
     log_file.parent.mkdir(parents=True, exist_ok=True)
     log(f"training -> {log_file.parent} (log: {log_file})")
@@ -45,110 +52,215 @@ def train(cmd: list[str], log_file: Path) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
-    level, root.level = root.level, logging.INFO
+    level = root.level
+    root.setLevel(logging.INFO)  # setLevel, not .level =: it clears the loggers' cached level checks
     try:
-        handler.stream.write("asr_train " + " ".join(shlex.quote(c) for c in cmd) + "\n")
-        asr_train(cmd)
+        handler.stream.write(f"{task}_train " + " ".join(shlex.quote(c) for c in cmd) + "\n")
+        task_train(cmd)
     except Exception:
         logging.exception("training failed")
         raise SystemExit(f"training failed; see {log_file}")
     finally:
         root.removeHandler(handler)
-        root.level = level
+        root.setLevel(level)
         handler.close()
+
+
+# ----------------------------------------------------------------------------- source model: trained or pretrained
+
+
+@dataclass(frozen=True)
+class Source:
+    """The model adaptation starts from: its task, config, weights and tokens."""
+
+    task: str  # "asr" | "s2t"
+    config: Path
+    model_file: Path
+    token_list: Path
+    bpemodel: Path
+
+
+def fetch_pretrained(args: argparse.Namespace) -> None:
+    """Unpack ``--model`` with espnet_model_zoo into exp/source (config, weights link, tokens)."""
+    from .pretrained import resolve_pretrained
+
+    exp = Path(args.exp) / "source"
+    if (exp / ".done").exists():
+        return
+    log(f"fetching pretrained model {args.model} (espnet_model_zoo)")
+    info = resolve_pretrained(args.model, args.pretrained_cachedir)
+    task = next((t for t in ("s2t", "asr") if f"{t}_train_config" in info and f"{t}_model_file" in info), None)
+    if task is None:
+        raise AdapterError(f"the pretrained package {args.model!r} holds no ASR or S2T model (it has {sorted(info)})")
+    config = yaml.safe_load(Path(info[f"{task}_train_config"]).read_text())
+    exp.mkdir(parents=True, exist_ok=True)
+    token_list = config["token_list"]
+    if isinstance(token_list, list):  # the zoo's configs carry the token list inline
+        (exp / "tokens.txt").write_text("\n".join(token_list) + "\n")
+        config["token_list"] = str((exp / "tokens.txt").resolve())
+    (exp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    link = exp / "pretrained.pth"
+    link.unlink(missing_ok=True)
+    link.symlink_to(Path(info[f"{task}_model_file"]).resolve())
+    (exp / "task").write_text(task + "\n")
+    (exp / "pretrained_name").write_text(args.model + "\n")
+    (exp / ".done").touch()
+
+
+def source_model(args: argparse.Namespace) -> Source:
+    exp = Path(args.exp) / "source"
+    if args.model:
+        fetch_pretrained(args)
+        config = yaml.safe_load((exp / "config.yaml").read_text())
+        return Source((exp / "task").read_text().strip(), exp / "config.yaml", exp / "pretrained.pth",
+                      Path(config["token_list"]), Path(config["bpemodel"]))
+    token_dir = Path(args.token_dir)
+    return Source("asr", exp / "config.yaml", exp / "model.pth", token_dir / "tokens.txt", token_dir / "bpe.model")
 
 
 # ----------------------------------------------------------------------------- stage 2: tokens
 
 
 def tokens(args: argparse.Namespace) -> None:
-    """Train a sentencepiece BPE model on the source training text; write shape files for every set."""
+    """Token list and BPE model (trained on the source text, or the pretrained model's own), audio in
+    a format ESPnet reads, and shape files (plus the S2T task's text files) for every data dir."""
+    if args.model:
+        src = source_model(args)
+    else:
+        train_bpe(Path(args.token_dir), Path(args.data) / "train" / "text", args.bpe_size)
+        src = source_model(args)
+    for d in sorted(p.parent for p in Path(args.data).glob("*/wav.scp")):
+        prepare_dir(d, dump_dir(args, d.name), src, args.lang_sym, args.nj)
+
+
+def train_bpe(token_dir: Path, text: Path, bpe_size: int) -> None:
     import sentencepiece as spm
 
-    token_dir = Path(args.token_dir)
     model = token_dir / "bpe.model"
-    if not model.exists():
-        token_dir.mkdir(parents=True, exist_ok=True)
-        texts = [line.split(maxsplit=1)[1] for line in (Path(args.data) / "train" / "text").read_text().splitlines()
-                 if len(line.split(maxsplit=1)) == 2]
-        (token_dir / "train.txt").write_text("\n".join(texts) + "\n")
-        log(f"training BPE ({args.bpe_size} units) on {len(texts)} sentences")
-        spm.SentencePieceTrainer.train(input=str(token_dir / "train.txt"), model_prefix=str(token_dir / "bpe"),
-                                       vocab_size=args.bpe_size, model_type="bpe", character_coverage=1.0,
-                                       input_sentence_size=100_000_000, minloglevel=2)
-        sp = spm.SentencePieceProcessor(model_file=str(model))
-        pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if sp.id_to_piece(i) not in ("<unk>", "<s>", "</s>")]
-        (token_dir / "tokens.txt").write_text("\n".join(["<blank>", "<unk>", *pieces, "<sos/eos>"]) + "\n")
-    write_shapes(args.data, model)
+    if model.exists():
+        return
+    token_dir.mkdir(parents=True, exist_ok=True)
+    texts = [line.split(maxsplit=1)[1] for line in text.read_text().splitlines() if len(line.split(maxsplit=1)) == 2]
+    (token_dir / "train.txt").write_text("\n".join(texts) + "\n")
+    log(f"training BPE ({bpe_size} units) on {len(texts)} sentences")
+    spm.SentencePieceTrainer.train(input=str(token_dir / "train.txt"), model_prefix=str(token_dir / "bpe"),
+                                   vocab_size=bpe_size, model_type="bpe", character_coverage=1.0,
+                                   input_sentence_size=100_000_000, minloglevel=2)
+    sp = spm.SentencePieceProcessor(model_file=str(model))
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if sp.id_to_piece(i) not in ("<unk>", "<s>", "</s>")]
+    (token_dir / "tokens.txt").write_text("\n".join(["<blank>", "<unk>", *pieces, "<sos/eos>"]) + "\n")
 
 
-def write_shapes(data: str, bpemodel: Path) -> None:
-    """ESPnet's shape files (samples per utterance, tokens per transcript) for every data dir."""
+def dump_dir(args: argparse.Namespace, name: str) -> Path:
+    """Where a data dir's formatted audio goes (ESPnet's dump/raw, beside data/)."""
+    return Path(args.data).absolute().parent / "dump" / "raw" / name
+
+
+def speech_scp(args: argparse.Namespace, name: str) -> Path:
+    """The wav.scp training and decoding read: the formatted one when stage 2 had to format audio."""
+    dumped = dump_dir(args, name) / "wav.scp"
+    return dumped if dumped.exists() else Path(args.data) / name / "wav.scp"
+
+
+def read_kaldi(path: Path) -> dict[str, str]:
+    return dict((line.split(maxsplit=1) + [""])[:2] for line in path.read_text().splitlines() if line.strip())
+
+
+def run_pipe(entry: str, out: Path) -> None:
+    """Write the wav a wav.scp command entry ("cmd ... |") prints."""
+    import subprocess
+
+    proc = subprocess.run(entry.rstrip()[:-1], shell=True, capture_output=True, check=False)
+    if proc.returncode != 0 or not proc.stdout:
+        raise SystemExit(f"audio command failed ({proc.returncode}): {entry}\\n{proc.stderr.decode(errors='replace')}")
+    out.write_bytes(proc.stdout)
+
+
+def prepare_dir(d: Path, dump: Path, src: Source, lang_sym: str, nj: int) -> None:
+    """Shape files for ESPnet's batching, audio that ESPnet's ``sound`` reader takes (command
+    entries of wav.scp, e.g. sox decoding mp3 or sphere, are run once into dump/raw/), and for
+    the S2T task the ``text.s2t`` / ``text_prev`` / ``text_ctc`` files OWSM fine-tuning reads."""
     import sentencepiece as spm
+    from concurrent.futures import ThreadPoolExecutor
 
-    sp = spm.SentencePieceProcessor(model_file=str(bpemodel))
-    for d in sorted(p.parent for p in Path(data).glob("*/wav.scp")):
-        if (d / "text_shape.bpe").exists():
-            continue
-        wavs = dict(line.split(maxsplit=1) for line in (d / "wav.scp").read_text().splitlines())
-        texts = dict((line.split(maxsplit=1) + [""])[:2] for line in (d / "text").read_text().splitlines())
-        (d / "speech_shape").write_text("".join(f"{u} {soundfile.info(w).frames}\n" for u, w in wavs.items()))
-        (d / "text_shape.bpe").write_text("".join(f"{u} {max(1, len(sp.encode(t)))}\n" for u, t in texts.items()))
+    if (d / ".prepared").exists() and (d / ".prepared").read_text() == f"{src.task} {src.bpemodel}\n":
+        return
+    wavs = read_kaldi(d / "wav.scp")
+    pipes = {u: e for u, e in wavs.items() if e.rstrip().endswith("|")}
+    if pipes:
+        (dump / "wav").mkdir(parents=True, exist_ok=True)
+        targets = {u: (dump / "wav" / f"{u}.wav").absolute() for u in pipes}
+        todo = [(e, targets[u]) for u, e in pipes.items() if not targets[u].exists()]
+        with ThreadPoolExecutor(max(1, nj)) as pool:
+            list(tqdm(pool.map(lambda job: run_pipe(*job), todo), total=len(todo), desc=f"format {d.name}", leave=False))
+        wavs = {u: str(targets.get(u, e)) for u, e in wavs.items()}
+        (dump / "wav.scp").write_text("".join(f"{u} {w}\n" for u, w in sorted(wavs.items())))
+    sp = spm.SentencePieceProcessor(model_file=str(src.bpemodel))
+    texts = read_kaldi(d / "text")
+    (d / "speech_shape").write_text("".join(f"{u} {soundfile.info(w).frames}\n" for u, w in sorted(wavs.items())))
+    if src.task == "s2t":
+        # OWSM's format: language, task and no-timestamp symbols before the transcript; no previous text.
+        prompt = f"{lang_sym}<asr><notimestamps> "
+        (d / "text.s2t").write_text("".join(f"{u} {prompt}{t}\n" for u, t in texts.items()))
+        (d / "text_prev").write_text("".join(f"{u} <na>\n" for u in texts))
+        (d / "text_ctc").write_text("".join(f"{u} {t}\n" for u, t in texts.items()))
+        texts = {u: prompt + t for u, t in texts.items()}
+    (d / "text_shape.bpe").write_text("".join(f"{u} {max(1, len(sp.encode(t)))}\n" for u, t in texts.items()))
+    (d / ".prepared").write_text(f"{src.task} {src.bpemodel}\n")
 
 
-def data_args(data: Path, train: str, valid: str) -> list[str]:
-    args = []
+def data_args(args: argparse.Namespace, task: str, train: str, valid: str) -> list[str]:
+    out = []
     for split, name in (("train", train), ("valid", valid)):
-        d = data / name
-        args += [f"--{split}_data_path_and_name_and_type", f"{d / 'wav.scp'},speech,sound",
-                 f"--{split}_data_path_and_name_and_type", f"{d / 'text'},text,text",
-                 f"--{split}_shape_file", str(d / "speech_shape"), f"--{split}_shape_file", str(d / "text_shape.bpe")]
-    return args
+        d = Path(args.data) / name
+        files = [(speech_scp(args, name), "speech", "sound")]
+        if task == "s2t":
+            files += [(d / "text.s2t", "text", "text"), (d / "text_prev", "text_prev", "text"),
+                      (d / "text_ctc", "text_ctc", "text")]
+        else:
+            files += [(d / "text", "text", "text")]
+        for path, key, kind in files:
+            out += [f"--{split}_data_path_and_name_and_type", f"{path},{key},{kind}"]
+        out += [f"--{split}_shape_file", str(d / "speech_shape"), f"--{split}_shape_file", str(d / "text_shape.bpe")]
+    return out
 
 
-def token_args(token_dir: Path) -> list[str]:
-    return ["--token_type", "bpe", "--token_list", str(token_dir / "tokens.txt"), "--bpemodel",
-            str(token_dir / "bpe.model"), "--fold_length", "80000", "--fold_length", "150"]
+def token_args(src: Source) -> list[str]:
+    return ["--token_type", "bpe", "--token_list", str(src.token_list), "--bpemodel", str(src.bpemodel),
+            "--fold_length", "80000", "--fold_length", "150"]
 
 
 # ----------------------------------------------------------------------------- stage 3: source model
 
 
 def source(args: argparse.Namespace) -> None:
-    """Pretrain the source-domain model (cached: a finished model is never retrained)."""
+    """Pretrain the source-domain model (cached: a finished model is never retrained), or fetch ``--model``."""
     exp = Path(args.exp) / "source"
+    if args.model:
+        fetch_pretrained(args)
+        log(f"source model: {args.model} (pretrained, {source_model(args).task} task)")
+        return
     if (exp / ".done").exists():
         log(f"source model {exp} exists (cached); delete it to retrain")
         return
     start = time.time()
+    src = source_model(args)
     cmd = ["--config", args.source_config, "--output_dir", str(exp),
-           "--ngpu", str(args.ngpu), "--resume", "true", *token_args(Path(args.token_dir)),
-           *data_args(Path(args.data), "train", "dev"), *shlex.split(args.train_args)]
-    train(cmd, exp / "train.log")
+           "--ngpu", str(args.ngpu), "--resume", "true", *token_args(src),
+           *data_args(args, "asr", "train", "dev"), *shlex.split(args.train_args)]
+    train("asr", cmd, exp / "train.log")
     (exp / "train_time").write_text(f"{time.time() - start:.1f}\n")
     (exp / ".done").touch()
 
 
 def model_file(exp: Path) -> Path:
-    for name in ("valid.loss.ave.pth", "valid.acc.ave.pth", "valid.cer_ctc.ave.pth", "latest.pth"):
+    for name in ("valid.loss.ave.pth", "valid.acc.ave.pth", "valid.cer_ctc.ave.pth", "pretrained.pth", "latest.pth"):
         if (exp / name).exists():
             return exp / name
     raise SystemExit(f"no trained model in {exp}: run the training stage first")
 
 
 # ----------------------------------------------------------------------------- decoding
-
-
-def load_for_decoding(exp: Path, device: str):
-    from espnet2.tasks.asr import ASRTask
-
-    from .checkpoint import merge_adapters
-    from .tasks import register_plugin
-
-    register_plugin()
-    model, train_args = ASRTask.build_model_from_file(exp / "config.yaml", model_file(exp), device)
-    # Merged weights decode exactly as the adapter does, at the base model's speed.
-    return merge_adapters(model).eval(), train_args
 
 
 @torch.no_grad()
@@ -170,60 +282,124 @@ def ctc_greedy(model, wavs: list[np.ndarray], batch_size: int, device: str) -> l
     return hyps
 
 
-def decode_set(exp: Path, data_dir: Path, out: Path, batch_size: int, device: str) -> None:
-    from espnet2.text.build_tokenizer import build_tokenizer
-    from espnet2.text.token_id_converter import TokenIDConverter
+class Decoder:
+    """A model of an experiment dir, adapters merged into the weights (so every method decodes at
+    the base model's speed), decoding lists of waveforms to text with ESPnet's Speech2Text.
 
-    if (out / ".done").exists():
+    ``--decode_method beam``: Speech2Text's attention/CTC beam search (batched for S2T);
+    ``ctc_greedy``: CTC best path (batched over utterances for ASR models: the fast choice on CPU).
+    """
+
+    def __init__(self, args: argparse.Namespace, exp: Path):
+        from .checkpoint import merge_adapters
+        from .inference import load_speech2text
+
+        src = source_model(args)
+        self.task, self.args = src.task, args
+        config = exp / "config.yaml" if exp.name != "source" else src.config
+        prompt = {"lang_sym": args.lang_sym, "task_sym": "<asr>"} if src.task == "s2t" else {}
+        self.s2t = load_speech2text(config, model_file(exp), task=src.task, device=args.device,
+                                    beam_size=args.beam_size, **prompt)
+        # In place: the beam search's scorers hold the same decoder and CTC modules.
+        self.model = merge_adapters(self.s2t.s2t_model if src.task == "s2t" else self.s2t.asr_model).eval()
+
+    def __call__(self, audio: list[np.ndarray]) -> list[str]:
+        if self.args.decode_method == "ctc_greedy":
+            if self.task == "asr":
+                hyps = ctc_greedy(self.model, audio, self.args.decode_batch_size, self.args.device)
+                return [self.s2t.tokenizer.tokens2text(self.s2t.converter.ids2tokens(h)).strip() for h in hyps]
+            return [self.s2t.best_path(a)[0][3] for a in audio]
+        if self.task == "asr":
+            return [self.s2t(a)[0][0] for a in audio]
+        texts = []
+        for start in range(0, len(audio), self.args.decode_batch_size):
+            texts += [nbest[0][3] for nbest in self.s2t.batch_decode(audio[start : start + self.args.decode_batch_size])]
+        return texts
+
+
+def decode_sets(args: argparse.Namespace, exp: Path, names: list[str]) -> None:
+    """Decode and score each data set ``names`` with the model of ``exp`` (finished sets are skipped)."""
+    todo = [n for n in names if not (exp / f"decode_{n}" / ".done").exists()]
+    if not todo:
         return
-    model, train_args = load_for_decoding(exp, device)
-    tokenizer = build_tokenizer("bpe", train_args.bpemodel)
-    converter = TokenIDConverter(train_args.token_list)
-    wavs = dict(line.split(maxsplit=1) for line in (data_dir / "wav.scp").read_text().splitlines())
-    utts = sorted(wavs)
-    audio = [soundfile.read(wavs[u], dtype="float32")[0] for u in utts]
-    start = time.time()
-    hyps = []
-    for chunk in tqdm(range(0, len(utts), 64), desc=f"decode {exp.name}/{data_dir.name}", leave=False):
-        hyps += ctc_greedy(model, audio[chunk : chunk + 64], batch_size, device)
-    texts = [tokenizer.tokens2text(converter.ids2tokens(h)).strip() for h in hyps]
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "text").write_text("".join(f"{u} {t}\n" for u, t in zip(utts, texts)))
-    (out / "decode_time").write_text(f"{time.time() - start:.1f}\n")
-    score(data_dir / "text", out / "text", out / "wer.json")
-    (out / ".done").touch()
+    decoder = Decoder(args, exp)
+    for name in todo:
+        out = exp / f"decode_{name}"
+        wavs = read_kaldi(speech_scp(args, name))
+        utts = sorted(wavs)
+        audio = [soundfile.read(wavs[u], dtype="float32")[0] for u in utts]
+        start = time.time()
+        texts = []
+        for chunk in tqdm(range(0, len(utts), 64), desc=f"decode {exp.name}/{name}", leave=False):
+            texts += decoder(audio[chunk : chunk + 64])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "text").write_text("".join(f"{u} {t}\n" for u, t in zip(utts, texts)))
+        (out / "decode_time").write_text(f"{time.time() - start:.1f}\n")
+        score(Path(args.data) / name / "text", out / "text", out / "wer.json")
+        (out / ".done").touch()
 
 
-def score(ref_file: Path, hyp_file: Path, out: Path, n_boot: int = 1000, seed: int = 0) -> dict:
-    """WER with a 95 % bootstrap confidence interval over utterances."""
+_PUNCT = re.compile(r"[^\w\s']|_")
+
+
+def normalize(text: str) -> str:
+    """Lowercase, no punctuation: a pretrained OWSM writes cased, punctuated text, the references are normalised."""
+    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+
+
+def score(ref_file: Path, hyp_file: Path, out: Path) -> dict:
+    """WER with a 95 % bootstrap confidence interval over utterances (per-utterance counts kept for pooling)."""
     import jiwer
 
-    def read(p):
-        return dict((line.split(maxsplit=1) + [""])[:2] for line in p.read_text().splitlines())
-
-    refs, hyps = read(ref_file), read(hyp_file)
-    utts = sorted(refs)
+    refs, hyps = read_kaldi(ref_file), read_kaldi(hyp_file)
     errors, lengths = [], []
-    for u in utts:
-        ref, hyp = refs[u].strip(), hyps.get(u, "").strip()
-        m = jiwer.process_words(ref, hyp) if hyp else None
-        errors.append(m.substitutions + m.deletions + m.insertions if m else len(ref.split()))
+    for u in sorted(refs):
+        ref, hyp = normalize(refs[u]), normalize(hyps.get(u, ""))
+        m = jiwer.process_words(ref, hyp) if hyp and ref else None
+        errors.append(m.substitutions + m.deletions + m.insertions if m else max(len(ref.split()), len(hyp.split())))
         lengths.append(len(ref.split()))
-    errors, lengths = np.array(errors), np.array(lengths)
-    rng = np.random.default_rng(seed)
-    samples = rng.integers(0, len(utts), size=(n_boot, len(utts)))
-    boot = errors[samples].sum(1) / lengths[samples].sum(1)
-    result = {"wer": 100 * errors.sum() / lengths.sum(), "ci_low": 100 * np.percentile(boot, 2.5),
-              "ci_high": 100 * np.percentile(boot, 97.5), "utterances": len(utts), "words": int(lengths.sum())}
+    result = wer_summary(errors, lengths)
     out.write_text(json.dumps(result, indent=1))
     return result
 
 
+def wer_summary(errors: list[int], lengths: list[int], n_boot: int = 1000, seed: int = 0) -> dict:
+    e, n = np.array(errors), np.array(lengths)
+    samples = np.random.default_rng(seed).integers(0, len(e), size=(n_boot, len(e)))
+    boot = e[samples].sum(1) / np.maximum(n[samples].sum(1), 1)
+    return {"wer": 100 * e.sum() / max(n.sum(), 1), "ci_low": 100 * np.percentile(boot, 2.5),
+            "ci_high": 100 * np.percentile(boot, 97.5), "utterances": len(e), "words": int(n.sum()),
+            "errors": e.tolist(), "lengths": n.tolist()}
+
+
+def set_name(template: str, domain: str) -> str:
+    return template.replace("{domain}", domain)
+
+
+def test_sets(args: argparse.Namespace, domain: str) -> list[str]:
+    """The domain's test sets: ``--test_sets`` names or globs (``{domain}`` = the domain) over data/."""
+    names = []
+    for pattern in args.test_sets.split():
+        found = sorted(p.parent.name for p in Path(args.data).glob(f"{set_name(pattern, domain)}/text"))
+        if not found:
+            raise AdapterError(f"no test set {set_name(pattern, domain)!r} for domain {domain!r} under {args.data}/ "
+                               "(check --domains and --test_sets)")
+        names += [n for n in found if n not in names]
+    return names
+
+
+def source_test_set(args: argparse.Namespace) -> str:
+    if not (Path(args.data) / args.source_test_set / "text").exists():
+        raise AdapterError(f"the forgetting set {args.data}/{args.source_test_set} is missing: stage 1 makes it "
+                           "(real-corpus recipes: set LIBRISPEECH in db.sh to the directory holding "
+                           "LibriSpeech/test-clean)")
+    return args.source_test_set
+
+
 def zeroshot(args: argparse.Namespace) -> None:
-    exp = Path(args.exp) / "source"
-    for name in ["test_source"] + [f"{d}_test" for d in args.domains.split()]:
-        log(f"decoding {name} with the source model")
-        decode_set(exp, Path(args.data) / name, exp / f"decode_{name}", args.decode_batch_size, args.device)
+    names = [source_test_set(args)] + [n for d in args.domains.split() for n in test_sets(args, d)]
+    log(f"decoding {', '.join(names)} with the source model")
+    decode_sets(args, Path(args.exp) / "source", names)
 
 
 # ----------------------------------------------------------------------------- stage 5: adaptation
@@ -250,10 +426,10 @@ class Experiment:
 
 def plan(args: argparse.Namespace) -> list[Experiment]:
     """Every (domain, method, budget, outer fraction) to run, with budget-matched settings."""
-    from espnet2.tasks.asr import ASRTask
+    from .tasks import task_class
 
-    exp = Path(args.exp) / "source"
-    model, _ = ASRTask.build_model_from_file(exp / "config.yaml", None, "cpu")
+    src = source_model(args)
+    model, _ = task_class(src.task).build_model_from_file(src.config, None, "cpu")
     total = sum(p.numel() for p in model.parameters())
     methods = args.methods.split()
     fractions = [float(f) for f in args.outer_fractions.split()]
@@ -284,8 +460,9 @@ def adapt(args: argparse.Namespace) -> None:
     exps = plan(args)
     Path(args.exp).mkdir(parents=True, exist_ok=True)
     (Path(args.exp) / "plan.json").write_text(json.dumps([{**asdict(e), "name": e.name} for e in exps], indent=1))
+    src = source_model(args)
     pretrained = model_file(Path(args.exp) / "source")
-    source_conf = yaml.safe_load((Path(args.exp) / "source" / "config.yaml").read_text())
+    source_conf = yaml.safe_load(src.config.read_text())
     for i, e in enumerate(exps, 1):
         out = Path(args.exp) / e.name
         if (out / ".done").exists():
@@ -293,8 +470,11 @@ def adapt(args: argparse.Namespace) -> None:
             continue
         log(f"[{i}/{len(exps)}] {e.name}: {e.method} {e.settings} ({e.trainable:,} trainable)")
         # The model is the source model: its architecture options, then this method's training options.
+        # model_conf: the method's YAML may change the loss weights; the model's own symbols stay.
         conf = {k: v for k, v in source_conf.items() if k in ARCHITECTURE_KEYS}
-        conf.update(yaml.safe_load(Path(args.adapt_config_dir, f"adapt_{e.method}.yaml").read_text()))
+        method_conf = yaml.safe_load(Path(args.adapt_config_dir, f"adapt_{e.method}.yaml").read_text())
+        model_conf = {**source_conf.get("model_conf", {}), **method_conf.pop("model_conf", {})}
+        conf.update(method_conf, model_conf=model_conf)
         adapter_conf = {**conf.pop("adapter_conf", {}), **e.settings}
         if e.method != "full":
             adapter_conf["target_modules"] = args.targets.split()
@@ -305,9 +485,10 @@ def adapt(args: argparse.Namespace) -> None:
         start = time.time()
         cmd = ["--config", str(out / "adapt.yaml"),
                "--output_dir", str(out), "--init_param", str(pretrained), "--ngpu", str(args.ngpu), "--resume", "true",
-               *token_args(Path(args.token_dir)), *data_args(Path(args.data), f"{e.domain}_adapt", f"{e.domain}_dev"),
+               *token_args(src), *data_args(args, src.task, set_name(args.adapt_set, e.domain),
+                                            set_name(args.dev_set, e.domain)),
                *shlex.split(args.train_args)]
-        train(cmd, out / "train.log")
+        train(src.task, cmd, out / "train.log")
         (out / "train_time").write_text(f"{time.time() - start:.1f}\n")
         (out / ".done").touch()
 
@@ -315,9 +496,7 @@ def adapt(args: argparse.Namespace) -> None:
 def decode_adapted(args: argparse.Namespace) -> None:
     exps = json.loads((Path(args.exp) / "plan.json").read_text())
     for e in tqdm(exps, desc="decode adapted models"):
-        exp = Path(args.exp) / e["name"]
-        for name in (f"{e['domain']}_test", "test_source"):
-            decode_set(exp, Path(args.data) / name, exp / f"decode_{name}", args.decode_batch_size, args.device)
+        decode_sets(args, Path(args.exp) / e["name"], test_sets(args, e["domain"]) + [source_test_set(args)])
 
 
 # ----------------------------------------------------------------------------- stage 7: report
@@ -326,7 +505,8 @@ def decode_adapted(args: argparse.Namespace) -> None:
 def report(args: argparse.Namespace) -> None:
     from .report import write_report
 
-    write_report(Path(args.exp), args.domains.split(), Path(args.results))
+    write_report(Path(args.exp), {d: test_sets(args, d) for d in args.domains.split()}, args.source_test_set,
+                 Path(args.results))
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -343,6 +523,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token_dir", default="data/token_list/bpe")
     parser.add_argument("--bpe_size", type=int, default=300)
     parser.add_argument("--source_config", default="conf/tuning/train_source.yaml")
+    parser.add_argument("--model", default="", help="pretrained source model: zoo name or packed .zip (default: train one)")
+    parser.add_argument("--pretrained_cachedir", default=None, help="espnet_model_zoo cache (default: the zoo's)")
+    parser.add_argument("--adapt_set", default="{domain}_adapt")
+    parser.add_argument("--dev_set", default="{domain}_dev")
+    parser.add_argument("--test_sets", default="{domain}_test", help="names or globs; {domain} is the domain")
+    parser.add_argument("--source_test_set", default="test_source", help="the forgetting set")
+    parser.add_argument("--lang_sym", default="<eng>", help="S2T language symbol of the data")
+    parser.add_argument("--decode_method", choices=("beam", "ctc_greedy"), default="beam",
+                        help="attention/CTC beam search, or CTC best path (batched for ASR models)")
+    parser.add_argument("--beam_size", type=int, default=5)
+    parser.add_argument("--nj", type=int, default=2, help="parallel audio formatting jobs")
     parser.add_argument("--adapt_config_dir", default="conf/tuning")
     parser.add_argument("--domains", default="child accent")
     parser.add_argument("--methods", default="lora dora pissa ssvd ssvd_outer full")

@@ -15,6 +15,19 @@ def read_wer(exp: Path, name: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def target_wer(exp: Path, sets: list[str]) -> dict | None:
+    """WER on a domain's test set, or pooled over its test sets (word-weighted, bootstrap over all
+    their utterances) when it has several, e.g. one per accent."""
+    from .recipe import wer_summary
+
+    wers = [read_wer(exp, name) for name in sets]
+    if any(w is None for w in wers):
+        return None
+    if len(wers) == 1:
+        return wers[0]
+    return wer_summary(sum((w["errors"] for w in wers), []), sum((w["lengths"] for w in wers), []))
+
+
 def fmt(w: dict | None) -> str:
     return "-" if w is None else f"{w['wer']:.1f} [{w['ci_low']:.1f}, {w['ci_high']:.1f}]"
 
@@ -24,33 +37,44 @@ def seconds(exp: Path) -> str:
     return f"{float(path.read_text()):.0f}" if path.exists() else "-"
 
 
-def write_report(exp_root: Path, domains: list[str], results: Path) -> None:
+def write_report(exp_root: Path, domains: dict[str, list[str]], source_set: str, results: Path) -> None:
+    """``domains``: each target domain's test sets; ``source_set``: the forgetting set."""
     # Every finished experiment of this exp/ dir, whichever run.sh invocation trained it.
     plan = sorted((json.loads(p.read_text()) for p in exp_root.glob("*/experiment.json") if (p.parent / ".done").exists()),
                   key=lambda e: (e["method"] == "full", e["method"], e["trainable"], e["outer_fraction"] or 0))
     source = exp_root / "source"
-    base_src = read_wer(source, "test_source")
+    base_src = read_wer(source, source_set)
     lines = ["# Results", "",
              "WER (%) with 95 % bootstrap confidence intervals over utterances. Forgetting is the change of",
-             "source-domain WER against the pretrained source model. Written by `espnet_ssvd.report` from",
+             f"source-domain WER ({source_set}) against the source model. Written by `espnet_ssvd.report` from",
              f"{exp_root}/ of this run; machine: {platform.machine()}, {platform.python_version()}.", ""]
-    src_time = seconds(source)
-    lines += [f"Source model: test_source WER {fmt(base_src)}; training time {src_time} s.", ""]
-    for domain in domains:
+    name_file = source / "pretrained_name"
+    if name_file.exists():
+        lines += [f"Source model: {name_file.read_text().strip()} (pretrained); {source_set} WER {fmt(base_src)}.", ""]
+    else:
+        lines += [f"Source model: {source_set} WER {fmt(base_src)}; training time {seconds(source)} s.", ""]
+    for domain, sets in domains.items():
         rows = [e for e in plan if e["domain"] == domain]
-        zero = read_wer(source, f"{domain}_test")
+        pooled = len(sets) > 1
+        columns = (["target WER (all)"] if pooled else ["target WER"]) + (sets if pooled else [])
+        zero = target_wer(source, sets)
+
+        def wer_cells(exp: Path, tgt: dict | None) -> str:
+            return " | ".join([fmt(tgt)] + ([fmt(read_wer(exp, name)) for name in sets] if pooled else []))
+
         lines += [f"## {domain}", "",
-                  "| method | budget | settings | trainable params | target WER | source WER | forgetting | train time (s) |",
-                  "|---|---|---|---|---|---|---|---|",
-                  f"| pretrained (zero-shot) | - | - | 0 | {fmt(zero)} | {fmt(base_src)} | 0.0 | - |"]
+                  f"| method | budget | settings | trainable params | {' | '.join(columns)} | source WER | forgetting "
+                  "| train time (s) |",
+                  "|" + "---|" * (7 + len(columns)),
+                  f"| pretrained (zero-shot) | - | - | 0 | {wer_cells(source, zero)} | {fmt(base_src)} | 0.0 | - |"]
         points = []
         for e in rows:
             exp = exp_root / e["name"]
-            tgt, src = read_wer(exp, f"{domain}_test"), read_wer(exp, "test_source")
+            tgt, src = target_wer(exp, sets), read_wer(exp, source_set)
             forget = "-" if src is None or base_src is None else f"{src['wer'] - base_src['wer']:+.1f}"
             settings = ", ".join(f"{k}={v}" for k, v in e["settings"].items()) or "-"
-            lines.append(f"| {e['method']} | {e['budget'] or '-'} | {settings} | {e['trainable']:,} | {fmt(tgt)} "
-                         f"| {fmt(src)} | {forget} | {seconds(exp)} |")
+            lines.append(f"| {e['method']} | {e['budget'] or '-'} | {settings} | {e['trainable']:,} "
+                         f"| {wer_cells(exp, tgt)} | {fmt(src)} | {forget} | {seconds(exp)} |")
             if tgt and src:
                 points.append((e, tgt, src))
         lines.append("")

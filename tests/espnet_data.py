@@ -67,3 +67,21 @@ def train_args(exp: dict, output_dir: Path, *extra: str) -> list[str]:
                  f"--{split}_shape_file", str(d / "speech_shape"), f"--{split}_shape_file", str(d / "text_shape")]
     args += ["--fold_length", "80000", "--fold_length", "150"]
     return args + list(extra)
+
+
+def s2t_data_args(d: Path, prompt: str) -> list[str]:
+    """OWSM's training text beside a data dir's ``text`` (``text.s2t``: prompt + transcript, ``text_prev``:
+    <na>, ``text_ctc``: transcript), and the S2T task's data options reading them for train and valid."""
+    utts = [line.split(maxsplit=1) for line in (d / "text").read_text().splitlines()]
+    (d / "text.s2t").write_text("".join(f"{u} {prompt}{t}\n" for u, t in utts))
+    (d / "text_prev").write_text("".join(f"{u} <na>\n" for u, _ in utts))
+    (d / "text_ctc").write_text("".join(f"{u} {t}\n" for u, t in utts))
+    # Characters bound the token count of any tokenizer: all batching needs.
+    (d / "text_shape.s2t").write_text("".join(f"{u} {len(prompt) + len(t)}\n" for u, t in utts))
+    args = []
+    for split in ("train", "valid"):
+        for name, key in (("wav.scp", "speech,sound"), ("text.s2t", "text,text"), ("text_prev", "text_prev,text"),
+                          ("text_ctc", "text_ctc,text")):
+            args += [f"--{split}_data_path_and_name_and_type", f"{d / name},{key}"]
+        args += [f"--{split}_shape_file", str(d / "speech_shape"), f"--{split}_shape_file", str(d / "text_shape.s2t")]
+    return args

@@ -26,7 +26,8 @@ KALDI_FILES = ("wav.scp", "text", "utt2spk", "spk2utt")
 
 def data_sh(recipe: str, *args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run a recipe's local/data.sh, the interpreter given as $python, and no corpus paths inherited."""
-    environ = {k: v for k, v in os.environ.items() if k not in ("MYST", "CMU_KIDS", "COMMONVOICE", "L2ARCTIC")}
+    environ = {k: v for k, v in os.environ.items() if k not in ("MYST", "CMU_KIDS", "COMMONVOICE", "L2ARCTIC",
+                                                                 "LIBRISPEECH")}
     environ.update({"python": sys.executable, **(env or {})})
     script = REPO / "egs2" / recipe / "asr1" / "local" / "data.sh"
     return subprocess.run(["bash", str(script), *args], cwd=cwd, env=environ, capture_output=True, text=True,
@@ -161,6 +162,33 @@ def test_myst(myst, tmp_path):
     (top / "myst_child_conv_speech").symlink_to(myst)
     ok(data_sh("myst", "--db_root", str(top), "--max_duration", "40", cwd=tmp_path))
     assert f"{S1}_004" in read_dir(tmp_path / "data" / "train")["text"]
+
+
+def librispeech(root: Path) -> Path:
+    """LibriSpeech test-clean as untarred: LibriSpeech/test-clean/<spk>/<chapter>/{*.flac, <spk>-<chapter>.trans.txt}."""
+    for spk, chapter, lines in (("1089", "134686", ["HE HOPED THERE WOULD BE STEW", "STUFF IT INTO YOU"]),
+                                ("121", "121726", ["ALSO A POPULAR CONTRIVANCE", ""])):
+        d = root / "LibriSpeech" / "test-clean" / spk / chapter
+        d.mkdir(parents=True)
+        for i in range(len(lines)):
+            soundfile.write(d / f"{spk}-{chapter}-{i:04d}.flac", tone(0.5, 16000), 16000)
+        (d / f"{spk}-{chapter}.trans.txt").write_text(
+            "".join(f"{spk}-{chapter}-{i:04d} {t}\n" for i, t in enumerate(lines)) + f"{spk}-{chapter}-0099 NO AUDIO\n")
+    return root
+
+
+def test_librispeech_forgetting_set(myst, tmp_path):
+    libri = librispeech(tmp_path / "libri")
+    ok(data_sh("myst", "--out", "out", cwd=tmp_path, env={"MYST": str(myst), "LIBRISPEECH": str(libri)}))
+    tables = read_dir(tmp_path / "out" / "librispeech_test_clean")
+    assert tables["text"] == {"librispeech_1089-134686-0000": "he hoped there would be stew",
+                              "librispeech_1089-134686-0001": "stuff it into you",
+                              "librispeech_121-121726-0000": "also a popular contrivance"}
+    assert tables["utt2spk"]["librispeech_121-121726-0000"] == "librispeech_121"
+    assert tables["wav.scp"]["librispeech_121-121726-0000"].endswith("121/121726/121-121726-0000.flac")
+    proc = data_sh("myst", "--out", "out2", "--librispeech", str(tmp_path / "nowhere"), cwd=tmp_path,
+                   env={"MYST": str(myst)})
+    assert proc.returncode != 0 and "test-clean" in proc.stderr
 
 
 def test_myst_errors_name_the_expected_path(myst, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from espnet_data import TINY_CONFIG, WORDS, make_experiment
+from espnet_data import TINY_CONFIG, WORDS, make_experiment, s2t_data_args
 
 # The ASR test model and training options, with OWSM's preprocessing shortened to 1 s.
 S2T_CONFIG = TINY_CONFIG + (
@@ -21,11 +21,7 @@ def s2t(tmp_path_factory):
     root = tmp_path_factory.mktemp("s2t")
     exp = make_experiment(root)
     d = exp["data"]
-    utts = [line.split(maxsplit=1) for line in (d / "text").read_text().splitlines()]
-    (d / "s2t_text").write_text("".join(f"{u} <en> <asr> <notimestamps> {t}\n" for u, t in utts))
-    (d / "text_prev").write_text("".join(f"{u} <na>\n" for u, _ in utts))
-    (d / "text_ctc").write_text("".join(f"{u} {t}\n" for u, t in utts))
-    (d / "s2t_text_shape").write_text("".join(f"{u} {len(t.split()) + 3}\n" for u, t in utts))
+    data_args = s2t_data_args(d, "<en> <asr> <notimestamps> ")
     times = [f"<{i / 50:.2f}>" for i in range(51)]
     words = sorted({w for s in WORDS for w in s.split()})
     tokens = ["<blank>", "<unk>", "<na>", "<nolang>", "<en>", "<asr>", "<notimestamps>", *times, *words,
@@ -35,13 +31,7 @@ def s2t(tmp_path_factory):
 
     def args(out, *extra):
         a = ["--config", str(root / "s2t.yaml"), "--output_dir", str(out), "--token_list", str(root / "s2t_tokens.txt"),
-             "--token_type", "word", "--ngpu", "0"]
-        for split in ("train", "valid"):
-            a += [f"--{split}_data_path_and_name_and_type", f"{d / 'wav.scp'},speech,sound",
-                  f"--{split}_data_path_and_name_and_type", f"{d / 's2t_text'},text,text",
-                  f"--{split}_data_path_and_name_and_type", f"{d / 'text_prev'},text_prev,text",
-                  f"--{split}_data_path_and_name_and_type", f"{d / 'text_ctc'},text_ctc,text",
-                  f"--{split}_shape_file", str(d / "speech_shape"), f"--{split}_shape_file", str(d / "s2t_text_shape")]
+             "--token_type", "word", "--ngpu", "0", *data_args]
         return a + ["--fold_length", "80000", "--fold_length", "150", *extra]
 
     s2t_main(args(root / "base"))

@@ -51,6 +51,7 @@ def test_fast_run_produces_every_stage_output_and_a_full_report(recipe):
     for e in plan:
         exp = recipe / "exp" / e["name"]
         assert (exp / ".done").exists()
+        assert "epoch results" in (exp / "train.log").read_text()  # ESPnet's log of every training, per job
         for test in (f"{e['domain']}_test", "test_source"):
             wer = json.loads((exp / f"decode_{test}" / "wer.json").read_text())
             assert wer["ci_low"] <= wer["wer"] <= wer["ci_high"]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Shared stage script of the espnet_ssvd adaptation recipes (run from a recipe dir, egs2/*/asr1).
-#   1 data (local/data.sh)   2 tokens (BPE + shape files)   3 source model pretraining
+#   1 data (local/data.sh)   2 tokens (BPE, or the pretrained model's) + audio format + shape files
+#   3 source model: pretraining, or --model (an espnet_model_zoo name or packed .zip, e.g. OWSM)
 #   4 zero-shot decoding     5 adaptation per domain x method x budget (x outer fraction)
 #   6 decoding of every adapted model on its target test set and on the source test set
 #   7 report: RESULTS.md with WER and 95 % bootstrap intervals, and plots
@@ -22,6 +23,15 @@ domains="child accent"
 targets="all_linear"
 bpe_size=300
 source_config=conf/tuning/train_source.yaml
+model=""                    # pretrained source model (zoo name or .zip); empty: train one in stage 3
+pretrained_cachedir=""      # espnet_model_zoo cache dir (default: the zoo's own)
+adapt_set="{domain}_adapt"  # data sets of each target domain ({domain} = the domain name)
+dev_set="{domain}_dev"
+test_sets="{domain}_test"   # names or globs, e.g. "test_*" for one test set per accent
+source_test_set=test_source # the forgetting set
+lang_sym="<eng>"            # S2T (OWSM) language symbol
+decode_method=beam          # beam (attention/CTC beam search) | ctc_greedy (CTC best path)
+beam_size=5
 adapt_config_dir=conf/tuning
 data_opts=""                # passed to local/data.sh
 train_args=""               # extra ESPnet options for every training
@@ -47,7 +57,10 @@ common=(--data "${data}" --exp "${exp}" --token_dir "${data}/token_list/bpe${bpe
         --source_config "${source_config}" --adapt_config_dir "${adapt_config_dir}" --domains "${domains}"
         --methods "${methods}" --budgets "${budgets}" --budget_tolerance "${budget_tolerance}"
         --outer_fractions "${outer_fractions}" --targets "${targets}" --ngpu "${ngpu}"
-        --decode_batch_size "${decode_batch_size}" --train_args "${train_args}")
+        --decode_batch_size "${decode_batch_size}" --train_args "${train_args}" --model "${model}"
+        --adapt_set "${adapt_set}" --dev_set "${dev_set}" --test_sets "${test_sets}" --source_test_set "${source_test_set}"
+        --lang_sym "${lang_sym}" --decode_method "${decode_method}" --beam_size "${beam_size}" --nj "${nj}"
+        ${pretrained_cachedir:+--pretrained_cachedir "${pretrained_cachedir}"})
 recipe() { ${python} -m espnet_ssvd.recipe "$1" "${common[@]}"; }
 log() { echo "[adapt.sh] $(date '+%H:%M:%S') $*"; }
 mkdir -p "${exp}"
@@ -57,11 +70,11 @@ if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
   s=$SECONDS; local/data.sh --nj "${nj}" --python "${python}" ${data_opts}; echo $((SECONDS - s)) > "${exp}/stage_time.1"
 fi
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
-  log "stage 2: tokens (BPE ${bpe_size}) and shape files"
+  log "stage 2: tokens (${model:-BPE ${bpe_size}}), audio format and shape files"
   s=$SECONDS; recipe tokens; echo $((SECONDS - s)) > "${exp}/stage_time.2"
 fi
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
-  log "stage 3: source model pretraining (${source_config}; cached once trained)"
+  log "stage 3: source model (${model:-pretraining with ${source_config}; cached once trained})"
   s=$SECONDS; recipe source; echo $((SECONDS - s)) > "${exp}/stage_time.3"
 fi
 for n in 4:zeroshot 5:adapt 6:decode 7:report; do

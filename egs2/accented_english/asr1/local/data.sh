@@ -7,6 +7,8 @@
 #   --l2arctic      L2-ARCTIC (holding ABA/, SKA/, ...); default: $L2ARCTIC; left out when empty
 #   --l2arctic_l1s  the L1s to make test sets for; default: all six
 #   --out           default: data
+#   --librispeech  the directory holding LibriSpeech/test-clean (forgetting set -> <out>/librispeech_test_clean);
+#                  default: $LIBRISPEECH; left out when empty
 #   --nj            L2-ARCTIC audio headers read in parallel; default: 1
 #   --python        default: $python, else python3; it needs soundfile
 # wav.scp decodes with sox when the audio is formatted for training: the Common Voice mp3 clips
@@ -19,6 +21,7 @@ l2arctic_opts=()
 out=data
 nj=1
 python=${python:-python3}
+librispeech=${LIBRISPEECH:-}
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -26,6 +29,7 @@ while [ $# -gt 0 ]; do
         --l2arctic) l2arctic=${2:?"--l2arctic needs a value"}; shift 2 ;;
         --l2arctic_l1s) l2arctic_opts=(--l1s "${2:?"--l2arctic_l1s needs a value"}"); shift 2 ;;
         --out) out=${2:?"--out needs a value"}; shift 2 ;;
+        --librispeech) librispeech=${2:?"--librispeech needs a value"}; shift 2 ;;
         --nj) nj=${2:?"--nj needs a value"}; shift 2 ;;
         --python) python=${2:?"--python needs a value"}; shift 2 ;;
         *) extra+=("$1"); shift ;;
@@ -41,4 +45,8 @@ local_dir=$(dirname "$0")
 if [ -n "${l2arctic}" ]; then
     "${python}" "${local_dir}/prepare_l2arctic.py" --db_root "${l2arctic}" --out "${out}" --nj "${nj}" \
         ${l2arctic_opts[@]+"${l2arctic_opts[@]}"}
+fi
+if [ -n "${librispeech}" ]; then  # the source-domain forgetting set
+    "${python}" "$(dirname "$0")/../../../asr_utils/prepare_librispeech.py" --db_root "${librispeech}" \
+        --out "${out}/librispeech_test_clean"
 fi

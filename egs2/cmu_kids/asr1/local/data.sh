@@ -4,6 +4,8 @@
 #                      [other prepare_cmu_kids.py options, e.g. --text_source prompt]
 #   --db_root  the CMU Kids release (holding kids/ and tables/); default: $CMU_KIDS
 #   --out      default: data
+#   --librispeech  the directory holding LibriSpeech/test-clean (forgetting set -> <out>/librispeech_test_clean);
+#                  default: $LIBRISPEECH; left out when empty
 #   --python   default: $python, else python3
 #   --nj       accepted, as the shared stage script passes it; nothing here runs in parallel
 # wav.scp decodes the SPHERE files with sox, when the audio is formatted for training.
@@ -12,11 +14,13 @@ set -euo pipefail
 db_root=${CMU_KIDS:-}
 out=data
 python=${python:-python3}
+librispeech=${LIBRISPEECH:-}
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --db_root) db_root=${2:?"--db_root needs a value"}; shift 2 ;;
         --out) out=${2:?"--out needs a value"}; shift 2 ;;
+        --librispeech) librispeech=${2:?"--librispeech needs a value"}; shift 2 ;;
         --python) python=${2:?"--python needs a value"}; shift 2 ;;
         --nj) shift 2 ;;
         *) extra+=("$1"); shift ;;
@@ -28,3 +32,7 @@ if [ -z "${db_root}" ]; then
 fi
 
 "${python}" "$(dirname "$0")/prepare_cmu_kids.py" --db_root "${db_root}" --out "${out}" ${extra[@]+"${extra[@]}"}
+if [ -n "${librispeech}" ]; then  # the source-domain forgetting set
+    "${python}" "$(dirname "$0")/../../../asr_utils/prepare_librispeech.py" --db_root "${librispeech}" \
+        --out "${out}/librispeech_test_clean"
+fi

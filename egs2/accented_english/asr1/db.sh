@@ -1,0 +1,1 @@
+../../TEMPLATE/adapt1/db.sh
