@@ -24,7 +24,8 @@ ZOO_NAMES = {
 # Options of a pretrained config.yaml that define the model and its input (OWSM: 30 s padding,
 # its special symbols), and so must not be overridden.
 ARCHITECTURE_KEYS = (
-    "input_size", "preprocessor", "preprocessor_conf", "frontend", "frontend_conf", "specaug", "specaug_conf", "normalize", "normalize_conf",
+    "input_size", "preprocessor", "preprocessor_conf", "frontend", "frontend_conf", "specaug", "specaug_conf",
+    "normalize", "normalize_conf",
     "preencoder", "preencoder_conf", "encoder", "encoder_conf", "postencoder", "postencoder_conf",
     "decoder", "decoder_conf", "ctc_conf", "token_type", "bpemodel",
 )
@@ -84,7 +85,8 @@ def resolve_pretrained(name: str, cachedir: str | None = None) -> dict:
     except Exception as err:  # the zoo raises whatever its HTTP/hub client raises
         raise AdapterError(
             f"cannot fetch pretrained model {name!r} through espnet_model_zoo ({type(err).__name__}: {err}); "
-            "without internet, download it on a connected machine and pass the packed .zip path as --pretrained"
+            "without internet, download it on a connected machine and pass the packed .zip's path instead "
+            "(--pretrained of the train entry points, --model of the recipes)"
         ) from err
 
 

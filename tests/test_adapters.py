@@ -46,6 +46,20 @@ def test_identity_at_init_random_layers(method):
     assert rel_diff(model(x), before) < 1e-5
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("method", METHODS)
+def test_attach_to_a_model_already_on_the_gpu(method):
+    # Adapters attached after model.to("cuda"), as ESPnet's trainer and the scale benchmark do it.
+    model = two_layers().cuda()
+    x = torch.randn(6, 32, device="cuda")
+    before = model(x)
+    attach_adapter(model, method, ["0", "2"], METHODS[method])
+    assert {p.device.type for p in model.parameters()} | {b.device.type for b in model.buffers()} == {"cuda"}
+    perturb(model)
+    model(x).square().sum().backward()
+    assert rel_diff(model(x).detach(), before) > 1e-4
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_identity_at_init_espnet_encoder_decoder(method):
     model = tiny_encoder_decoder()
