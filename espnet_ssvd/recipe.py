@@ -248,8 +248,10 @@ def source(args: argparse.Namespace) -> None:
     cmd = ["--config", args.source_config, "--output_dir", str(exp),
            "--ngpu", str(args.ngpu), "--resume", "true", *token_args(src),
            *data_args(args, "asr", "train", "dev"), *shlex.split(args.train_args)]
+    # A training extended to more epochs (.done removed, max_epoch raised) resumes: count its earlier time too.
+    earlier = float((exp / "train_time").read_text()) if (exp / "train_time").exists() else 0.0
     train("asr", cmd, exp / "train.log")
-    (exp / "train_time").write_text(f"{time.time() - start:.1f}\n")
+    (exp / "train_time").write_text(f"{earlier + time.time() - start:.1f}\n")
     (exp / ".done").touch()
 
 
