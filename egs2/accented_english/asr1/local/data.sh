@@ -16,29 +16,17 @@
 set -euo pipefail
 
 db_root=${COMMONVOICE:-}
+db_hint="COMMONVOICE to the Common Voice release holding en/"
 l2arctic=${L2ARCTIC:-}
 l2arctic_opts=()
-out=data
-nj=1
-python=${python:-python3}
-librispeech=${LIBRISPEECH:-}
-extra=()
-while [ $# -gt 0 ]; do
+recipe_option() {
     case "$1" in
-        --db_root) db_root=${2:?"--db_root needs a value"}; shift 2 ;;
-        --l2arctic) l2arctic=${2:?"--l2arctic needs a value"}; shift 2 ;;
-        --l2arctic_l1s) l2arctic_opts=(--l1s "${2:?"--l2arctic_l1s needs a value"}"); shift 2 ;;
-        --out) out=${2:?"--out needs a value"}; shift 2 ;;
-        --librispeech) librispeech=${2:?"--librispeech needs a value"}; shift 2 ;;
-        --nj) nj=${2:?"--nj needs a value"}; shift 2 ;;
-        --python) python=${2:?"--python needs a value"}; shift 2 ;;
-        *) extra+=("$1"); shift ;;
+        --l2arctic) l2arctic=${2:?"--l2arctic needs a value"} ;;
+        --l2arctic_l1s) l2arctic_opts=(--l1s "${2:?"--l2arctic_l1s needs a value"}") ;;
+        *) return 1 ;;
     esac
-done
-if [ -z "${db_root}" ]; then
-    echo "$0: error: pass --db_root or set COMMONVOICE to the Common Voice release holding en/" >&2
-    exit 1
-fi
+}
+. "$(dirname "$0")/../../../asr_utils/data_options.sh"
 
 local_dir=$(dirname "$0")
 "${python}" "${local_dir}/prepare_commonvoice.py" --db_root "${db_root}" --out "${out}" ${extra[@]+"${extra[@]}"}
@@ -46,7 +34,4 @@ if [ -n "${l2arctic}" ]; then
     "${python}" "${local_dir}/prepare_l2arctic.py" --db_root "${l2arctic}" --out "${out}" --nj "${nj}" \
         ${l2arctic_opts[@]+"${l2arctic_opts[@]}"}
 fi
-if [ -n "${librispeech}" ]; then  # the source-domain forgetting set
-    "${python}" "$(dirname "$0")/../../../asr_utils/prepare_librispeech.py" --db_root "${librispeech}" \
-        --out "${out}/librispeech_test_clean"
-fi
+forgetting_set

@@ -11,29 +11,9 @@
 set -euo pipefail
 
 db_root=${MYST:-}
-out=data
-nj=1
-python=${python:-python3}
-librispeech=${LIBRISPEECH:-}
-extra=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --db_root) db_root=${2:?"--db_root needs a value"}; shift 2 ;;
-        --out) out=${2:?"--out needs a value"}; shift 2 ;;
-        --librispeech) librispeech=${2:?"--librispeech needs a value"}; shift 2 ;;
-        --nj) nj=${2:?"--nj needs a value"}; shift 2 ;;
-        --python) python=${2:?"--python needs a value"}; shift 2 ;;
-        *) extra+=("$1"); shift ;;
-    esac
-done
-if [ -z "${db_root}" ]; then
-    echo "$0: error: pass --db_root or set MYST to the MyST release (https://catalog.ldc.upenn.edu/LDC2021S05)" >&2
-    exit 1
-fi
+db_hint="MYST to the MyST release (https://catalog.ldc.upenn.edu/LDC2021S05)"
+. "$(dirname "$0")/../../../asr_utils/data_options.sh"
 
 "${python}" "$(dirname "$0")/prepare_myst.py" --db_root "${db_root}" --out "${out}" --nj "${nj}" \
     ${extra[@]+"${extra[@]}"}
-if [ -n "${librispeech}" ]; then  # the source-domain forgetting set
-    "${python}" "$(dirname "$0")/../../../asr_utils/prepare_librispeech.py" --db_root "${librispeech}" \
-        --out "${out}/librispeech_test_clean"
-fi
+forgetting_set
