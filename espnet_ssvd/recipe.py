@@ -319,26 +319,51 @@ class Decoder:
         return texts
 
 
-def decode_sets(args: argparse.Namespace, exp: Path, names: list[str]) -> None:
-    """Decode and score each data set ``names`` with the model of ``exp`` (finished sets are skipped)."""
-    todo = [n for n in names if not (exp / f"decode_{n}" / ".done").exists()]
+_decoder: tuple[Path, "Decoder"] | None = None  # a decoding process's model, kept while it decodes one experiment
+
+
+def decode_shard(args: argparse.Namespace, exp: Path, wavs: list[str]) -> list[str]:
+    global _decoder
+    if _decoder is None or _decoder[0] != exp:
+        _decoder = (exp, Decoder(args, exp))
+    audio = [soundfile.read(w, dtype="float32")[0] for w in wavs]
+    return [text for chunk in range(0, len(audio), 64) for text in _decoder[1](audio[chunk : chunk + 64])]
+
+
+def init_decoding_process(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def decode_sets(args: argparse.Namespace, jobs: list[tuple[Path, str]]) -> None:
+    """Decode and score data set ``name`` with the model of ``exp`` for each ``(exp, name)`` of
+    ``jobs`` (finished ones are skipped). On CPU, ``--nj`` processes share each set's utterances,
+    as ESPnet's decoding jobs do: beam search is sequential, so processes, not threads, fill the cores."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    todo = [(exp, n) for exp, n in jobs if not (exp / f"decode_{n}" / ".done").exists()]
     if not todo:
         return
-    decoder = Decoder(args, exp)
-    for name in todo:
-        out = exp / f"decode_{name}"
-        wavs = read_kaldi(speech_scp(args, name))
-        utts = sorted(wavs)
-        audio = [soundfile.read(wavs[u], dtype="float32")[0] for u in utts]
-        start = time.time()
-        texts = []
-        for chunk in tqdm(range(0, len(utts), 64), desc=f"decode {exp.name}/{name}", leave=False):
-            texts += decoder(audio[chunk : chunk + 64])
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "text").write_text("".join(f"{u} {t}\n" for u, t in zip(utts, texts)))
-        (out / "decode_time").write_text(f"{time.time() - start:.1f}\n")
-        score(Path(args.data) / name / "text", out / "text", out / "wer.json")
-        (out / ".done").touch()
+    nj = max(1, args.nj) if args.device == "cpu" else 1
+    pool = ProcessPoolExecutor(nj, mp_context=get_context("spawn"), initializer=init_decoding_process,
+                               initargs=(max(1, torch.get_num_threads() // nj),)) if nj > 1 else None
+    try:
+        for exp, name in tqdm(todo, desc="decode", unit="set"):
+            out = exp / f"decode_{name}"
+            wavs = read_kaldi(speech_scp(args, name))
+            shards = [shard for shard in (sorted(wavs)[i::nj] for i in range(nj)) if shard]
+            start = time.time()
+            work = [(args, exp, [wavs[u] for u in shard]) for shard in shards]
+            results = pool.map(decode_shard, *zip(*work)) if pool else [decode_shard(*w) for w in work]
+            texts = {u: t for shard, result in zip(shards, results) for u, t in zip(shard, result)}
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "text").write_text("".join(f"{u} {t}\n" for u, t in sorted(texts.items())))
+            (out / "decode_time").write_text(f"{time.time() - start:.1f}\n")
+            score(Path(args.data) / name / "text", out / "text", out / "wer.json")
+            (out / ".done").touch()
+    finally:
+        if pool:
+            pool.shutdown()
 
 
 _PUNCT = re.compile(r"[^\w\s']|_")
@@ -401,7 +426,7 @@ def source_test_set(args: argparse.Namespace) -> str:
 def zeroshot(args: argparse.Namespace) -> None:
     names = [source_test_set(args)] + [n for d in args.domains.split() for n in test_sets(args, d)]
     log(f"decoding {', '.join(names)} with the source model")
-    decode_sets(args, Path(args.exp) / "source", names)
+    decode_sets(args, [(Path(args.exp) / "source", n) for n in names])
 
 
 # ----------------------------------------------------------------------------- stage 5: adaptation
@@ -497,8 +522,8 @@ def adapt(args: argparse.Namespace) -> None:
 
 def decode_adapted(args: argparse.Namespace) -> None:
     exps = json.loads((Path(args.exp) / "plan.json").read_text())
-    for e in tqdm(exps, desc="decode adapted models"):
-        decode_sets(args, Path(args.exp) / e["name"], test_sets(args, e["domain"]) + [source_test_set(args)])
+    decode_sets(args, [(Path(args.exp) / e["name"], n) for e in exps
+                       for n in test_sets(args, e["domain"]) + [source_test_set(args)]])
 
 
 # ----------------------------------------------------------------------------- stage 7: report
@@ -535,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decode_method", choices=("beam", "ctc_greedy"), default="beam",
                         help="attention/CTC beam search, or CTC best path (batched for ASR models)")
     parser.add_argument("--beam_size", type=int, default=5)
-    parser.add_argument("--nj", type=int, default=2, help="parallel audio formatting jobs")
+    parser.add_argument("--nj", type=int, default=2, help="parallel jobs: audio formatting, decoding on CPU")
     parser.add_argument("--adapt_config_dir", default="conf/tuning")
     parser.add_argument("--domains", default="child accent")
     parser.add_argument("--methods", default="lora dora pissa ssvd ssvd_outer full")

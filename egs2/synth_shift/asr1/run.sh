@@ -12,13 +12,14 @@ while [ $# -gt 0 ]; do
 done
 # On this 1.2M-parameter model one LoRA rank over all linear layers is 1.1 % of the model, so a
 # 1 % budget is matched within 15 %, not 2 %; RESULTS.md shows each method's real count.
-# Decoding: batched greedy CTC, sized for CPU (the source model is trained with CTC weight 0.8).
+# Decoding: ESPnet's joint CTC/attention beam search, beam 10 (~0.1 s per utterance on CPU): 9.9 %
+# source WER where batched greedy CTC (--decode_method ctc_greedy, ~10x faster) gives 15.0 %.
 opts=(--source_config conf/tuning/train_source.yaml --bpe_size 300 --domains "child accent" --budget_tolerance 0.15
-      --decode_method ctc_greedy)
+      --decode_method beam --beam_size 10)
 if [ "${fast}" = true ]; then
   # Tiny corpus and model, 1 epoch: exercises every stage, numbers are meaningless.
   opts=(--source_config conf/tuning/train_source_fast.yaml --bpe_size 100 --domains "child accent"
         --data_opts "--size fast" --budgets 4% --budget_tolerance 0.25 --train_args "--max_epoch 1"
-        --decode_method ctc_greedy)
+        --decode_method beam --beam_size 2)
 fi
 ./adapt.sh "${opts[@]}" "${args[@]+"${args[@]}"}"
