@@ -325,6 +325,7 @@ _decoder: tuple[Path, "Decoder"] | None = None  # a decoding process's model, ke
 def decode_shard(args: argparse.Namespace, exp: Path, wavs: list[str]) -> list[str]:
     global _decoder
     if _decoder is None or _decoder[0] != exp:
+        _decoder = None  # free the previous model before loading the next (two 2B models need not fit)
         _decoder = (exp, Decoder(args, exp))
     audio = [soundfile.read(w, dtype="float32")[0] for w in wavs]
     return [text for chunk in range(0, len(audio), 64) for text in _decoder[1](audio[chunk : chunk + 64])]
