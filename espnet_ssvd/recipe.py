@@ -124,11 +124,9 @@ def source_model(args: argparse.Namespace) -> Source:
 def tokens(args: argparse.Namespace) -> None:
     """Token list and BPE model (trained on the source text, or the pretrained model's own), audio in
     a format ESPnet reads, and shape files (plus the S2T task's text files) for every data dir."""
-    if args.model:
-        src = source_model(args)
-    else:
+    if not args.model:
         train_bpe(Path(args.token_dir), Path(args.data) / "train" / "text", args.bpe_size)
-        src = source_model(args)
+    src = source_model(args)
     for d in sorted(p.parent for p in Path(args.data).glob("*/wav.scp")):
         prepare_dir(d, dump_dir(args, d.name), src, args.lang_sym, args.nj)
 
@@ -172,7 +170,7 @@ def run_pipe(entry: str, out: Path) -> None:
 
     proc = subprocess.run(entry.rstrip()[:-1], shell=True, capture_output=True, check=False)
     if proc.returncode != 0 or not proc.stdout:
-        raise SystemExit(f"audio command failed ({proc.returncode}): {entry}\\n{proc.stderr.decode(errors='replace')}")
+        raise SystemExit(f"audio command failed ({proc.returncode}): {entry}\n{proc.stderr.decode(errors='replace')}")
     out.write_bytes(proc.stdout)
 
 

@@ -174,9 +174,12 @@ def require_linear(model: nn.Module, names: list[str], method: str) -> list[nn.L
 
 
 def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Put ``new`` in place of module ``name``, on that module's device (an adapter's new
+    parameters are made on the CPU, while the model may already be on a GPU)."""
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, new)
+    weight = next(getattr(parent, child).parameters(), None)
+    setattr(parent, child, new if weight is None else new.to(weight.device))
 
 
 # --------------------------------------------------------------------------- summary

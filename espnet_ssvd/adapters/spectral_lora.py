@@ -62,7 +62,7 @@ def attach_spectral_lora(model: nn.Module, names: list[str], config: SpectralLor
     for name, linear in zip(names, require_linear(model, names, method)):
         shape = tuple(linear.weight.shape)
         p, r = config.layer_sizes(shape, name)
-        replace_module(model, name, SpectralLoraLinear(linear, p, r, config).to(linear.weight.device))
+        replace_module(model, name, SpectralLoraLinear(linear, p, r, config))
         summaries.append(LayerSummary(name, shape, spectral_lora_param_count(shape, p, r), {"p": p, "r": r}))
     return summaries
 

@@ -113,8 +113,7 @@ def attach_ssvd(model: nn.Module, names: list[str], config: SSVDConfig, method: 
     for name, linear in zip(names, require_linear(model, names, method)):
         shape = tuple(linear.weight.shape)
         k_in, k_out, k_s = config.layer_sizes(shape, name)
-        # New parameters (delta, gate, rotations) are made on the CPU: put them with the weight.
-        layer = SSVDLinear(linear, k_in, k_out, k_s, config).to(linear.weight.device)
+        layer = SSVDLinear(linear, k_in, k_out, k_s, config)
         replace_module(model, name, layer)
         settings = {"k_in": k_in, "k_out": k_out, "k_s": k_s, "map": config.rotation_map}
         if config.svd_method != "full":
