@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from .adapters import AdapterError
+from .adapters import AdapterError, match_targets
 
 
 def _budget(args: argparse.Namespace) -> None:
@@ -16,6 +16,9 @@ def _budget(args: argparse.Namespace) -> None:
     print(f"model: {args.config} ({total:,} parameters), targets: {args.targets}, budget: {args.budget} "
           f"= {rows[0].budget:,} parameters\n")
     print(format_table(rows))
+    names = match_targets(model, args.targets)
+    for row in (r for r in rows if r.layers is not None):
+        print(f"\n{row.method} ({row.describe()}): {' '.join(row.targets(names))}")
 
 
 def _load_trained(args: argparse.Namespace):

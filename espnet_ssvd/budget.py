@@ -3,7 +3,10 @@
 Each method in the registry names one integer knob (LoRA/DoRA/PiSSA ``r``, SSVD / SSVD-O ``k``,
 spectral LoRA ``r``) and a closed-form parameter count; the matcher searches the knob so the
 count over the target layers is as close to the budget as it can be, and refuses a budget it
-cannot meet within the tolerance.
+cannot meet within the tolerance. Where the knob's grid is too coarse for the tolerance (a small
+model, where rank 1 over every layer is already over the budget), the method gets the smallest
+knob over the budget on an evenly spaced subset of the target layers, which still spans the
+model's whole depth.
 """
 
 import re
@@ -55,10 +58,29 @@ class BudgetRow:
     settings: dict[str, Any]
     trainable: int
     budget: int
+    layers: tuple[int, ...] | None = None  # indices into the target layers; None: all of them
+    n_targets: int = 0
 
     @property
     def deviation(self) -> float:
         return (self.trainable - self.budget) / self.budget
+
+    def targets(self, names: list[str]) -> list[str]:
+        """The target module names this row adapts, out of all ``names`` it was matched on."""
+        return list(names) if self.layers is None else [names[i] for i in self.layers]
+
+    def describe(self) -> str:
+        text = ", ".join(f"{k}={v}" for k, v in self.settings.items()) or "-"
+        if self.layers is not None:
+            text += f" on {len(self.layers)} of {self.n_targets} layers"
+        return text
+
+
+def spread(n: int, total: int) -> tuple[int, ...]:
+    """``n`` indices spaced evenly over ``range(total)``, first and last included."""
+    if n == 1:
+        return (total // 2,)
+    return tuple(round(i * (total - 1) / (n - 1)) for i in range(n))
 
 
 def match_budget(
@@ -68,7 +90,8 @@ def match_budget(
     conf: dict[str, Any] | None = None,
     tolerance: float = TOLERANCE,
 ) -> BudgetRow:
-    """The knob value for ``method`` whose parameter count is nearest ``budget``."""
+    """The knob value for ``method`` whose parameter count is nearest ``budget`` (and, where the knob's
+    grid is too coarse, the evenly spaced subset of the layers ``shapes`` describes)."""
     spec = get_method(method)
     if spec.budget_knob is None:
         sized = ", ".join(n for n, m in ADAPTERS.items() if m.budget_knob)
@@ -78,8 +101,9 @@ def match_budget(
     rank = min(min(s) for s in shapes)
     high = min(rank, base.get("p", rank)) if method == "spectral_lora" else rank
 
-    def count(value: int) -> int:
-        return spec.count(shapes, spec.make_config({**base, knob: value}))
+    def count(value: int, layers: tuple[int, ...] | None = None) -> int:
+        on = shapes if layers is None else [shapes[i] for i in layers]
+        return spec.count(on, spec.make_config({**base, knob: value}))
 
     lo, hi = 1, high
     while lo < hi:  # smallest value reaching the budget (counts grow with the knob)
@@ -89,11 +113,15 @@ def match_budget(
         else:
             lo = mid + 1
     best = min({lo, max(1, lo - 1)}, key=lambda v: abs(count(v) - budget))
-    row = BudgetRow(method, {**base, knob: best}, count(best), budget)
+    row = BudgetRow(method, {**base, knob: best}, count(best), budget, None, len(shapes))
+    if abs(row.deviation) > tolerance and count(lo) > budget:
+        subsets = [spread(n, len(shapes)) for n in range(1, len(shapes))]
+        layers = min(subsets, key=lambda ix: abs(count(lo, ix) - budget))
+        row = BudgetRow(method, {**base, knob: lo}, count(lo, layers), budget, layers, len(shapes))
     if abs(row.deviation) > tolerance:
         raise AdapterError(
             f"budget of {budget:,} parameters cannot be met by {method} within {tolerance:.0%}: the nearest, "
-            f"{knob}={best}, gives {row.trainable:,} ({row.deviation:+.1%}); over these {len(shapes)} layers "
+            f"{row.describe()}, gives {row.trainable:,} ({row.deviation:+.1%}); over these {len(shapes)} layers "
             f"{method} spans {count(1):,} ({knob}=1) to {count(high):,} ({knob}={high}). "
             "Choose a budget in that range, or change the targets"
         )
@@ -128,6 +156,5 @@ def budget_table(
 def format_table(rows: list[BudgetRow]) -> str:
     lines = ["| method | settings | trainable params | deviation from budget |", "|---|---|---|---|"]
     for row in rows:
-        settings = ", ".join(f"{k}={v}" for k, v in row.settings.items()) or "-"
-        lines.append(f"| {row.method} | {settings} | {row.trainable:,} | {100 * row.deviation:+.2f} % |")
+        lines.append(f"| {row.method} | {row.describe()} | {row.trainable:,} | {100 * row.deviation:+.2f} % |")
     return "\n".join(lines)

@@ -72,8 +72,7 @@ def write_report(exp_root: Path, domains: dict[str, list[str]], source_set: str,
             exp = exp_root / e["name"]
             tgt, src = target_wer(exp, sets), read_wer(exp, source_set)
             forget = "-" if src is None or base_src is None else f"{src['wer'] - base_src['wer']:+.1f}"
-            settings = ", ".join(f"{k}={v}" for k, v in e["settings"].items()) or "-"
-            lines.append(f"| {e['method']} | {e['budget'] or '-'} | {settings} | {e['trainable']:,} "
+            lines.append(f"| {e['method']} | {e['budget'] or '-'} | {e['summary']} | {e['trainable']:,} "
                          f"| {wer_cells(exp, tgt)} | {fmt(src)} | {forget} | {seconds(exp)} |")
             if tgt and src:
                 points.append((e, tgt, src))

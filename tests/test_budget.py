@@ -68,6 +68,25 @@ def test_infeasible_budget_is_a_clear_error():
         match_budget("full", shapes, 1000)
 
 
+@pytest.mark.parametrize("method,budget,knob", [("lora", 2_304, 1), ("dora", 5_376, 1), ("dora", 20_480, 2)])
+def test_coarse_rank_grid_is_met_on_an_evenly_spaced_subset_of_layers(method, budget, knob):
+    # 12 layers: over all of them LoRA r=1 is 9,216 parameters, DoRA r=1 13,824 and r=2 23,040.
+    model = owsm_like_block_stack()
+    names = [str(i) for i in range(len(model))]
+    row = match_budget(method, target_shapes(model, names), budget)
+    assert abs(row.deviation) <= 0.02 and row.settings == {"r": knob}
+    assert row.layers[0] == 0 and row.layers[-1] == len(names) - 1 and len(row.layers) < len(names)
+    assert row.describe() == f"r={knob} on {len(row.layers)} of 12 layers"
+    summary = attach_adapter(owsm_like_block_stack(), method, row.targets(names), row.settings)
+    assert summary.trainable == row.trainable
+    assert [layer.name for layer in summary.layers] == row.targets(names)
+
+
+def test_budget_below_one_layer_at_rank_one_is_a_clear_error():
+    with pytest.raises(AdapterError, match=r"cannot be met by dora within 2%: the nearest, r=1 on 1 of 12 layers"):
+        match_budget("dora", target_shapes(owsm_like_block_stack(), [str(i) for i in range(12)]), 200)
+
+
 def test_budget_cli_on_an_espnet_config(tmp_path, monkeypatch, capsys):
     from espnet_ssvd.__main__ import main
 
@@ -83,6 +102,10 @@ def test_budget_cli_on_an_espnet_config(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     for method in ("lora", "dora", "pissa", "ssvd", "ssvd_outer"):
         assert f"| {method} |" in out
+    assert main(["budget", "--config", "train.yaml", "--budget", "2048", "--targets", "attention", "--methods", "lora"]) == 0
+    out = capsys.readouterr().out
+    assert "| lora | r=1 on 8 of 16 layers |" in out
+    assert "lora (r=1 on 8 of 16 layers): encoder.encoders.0.attn.linear_q " in out
     assert main(["budget", "--config", "train.yaml", "--budget", "150k", "--targets", "attention", "--methods", "ssvd"]) == 2
     assert "cannot be met by ssvd" in capsys.readouterr().err
     assert main(["budget", "--config", "missing.yaml", "--budget", "1%"]) == 2

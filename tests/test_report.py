@@ -43,7 +43,7 @@ def test_report_pools_a_domains_test_sets_word_weighted(tmp_path):
     write_exp(exp, "adapt_accent_ssvd_1pct", {"test_scotland": ([2, 2], [10, 10]), "test_india": ([0], [10]),
                                                "librispeech_test_clean": ([3, 0], [10, 10])},
               {"domain": "accent", "method": "ssvd", "budget": "1%", "outer_fraction": None, "settings": {"k": 8},
-               "trainable": 1234})
+               "trainable": 1234, "summary": "k=8"})
     results = tmp_path / "RESULTS.md"
     write_report(exp, {"accent": sets}, "librispeech_test_clean", results)
     report = results.read_text()
