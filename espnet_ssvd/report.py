@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .budget import DEFAULT_METHODS  # noqa: E402
+
 
 def read_wer(exp: Path, name: str) -> dict | None:
     path = exp / f"decode_{name}" / "wer.json"
@@ -37,11 +39,15 @@ def seconds(exp: Path) -> str:
     return f"{float(path.read_text()):.0f}" if path.exists() else "-"
 
 
+ORDER = {m: i for i, m in enumerate(DEFAULT_METHODS)}  # baselines first, as run.sh runs them
+
+
 def write_report(exp_root: Path, domains: dict[str, list[str]], source_set: str, results: Path) -> None:
     """``domains``: each target domain's test sets; ``source_set``: the forgetting set."""
     # Every finished experiment of this exp/ dir, whichever run.sh invocation trained it.
     plan = sorted((json.loads(p.read_text()) for p in exp_root.glob("*/experiment.json") if (p.parent / ".done").exists()),
-                  key=lambda e: (e["method"] == "full", e["method"], e["trainable"], e["outer_fraction"] or 0))
+                  key=lambda e: (e["method"] == "full", ORDER.get(e["method"], len(ORDER)), e["method"], e["trainable"],
+                                 e["outer_fraction"] or 0))
     source = exp_root / "source"
     base_src = read_wer(source, source_set)
     lines = ["# Results", "",
