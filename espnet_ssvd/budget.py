@@ -42,9 +42,14 @@ def parse_budget(budget: str | int | float, total: int) -> int:
 
 
 def target_shapes(model: nn.Module, targets) -> list[tuple[int, int]]:
+    return layer_shapes(model, match_targets(model, targets))
+
+
+def layer_shapes(model: nn.Module, names: list[str]) -> list[tuple[int, int]]:
+    """Weight shapes of the already matched target modules ``names``."""
     modules = dict(model.named_modules())
     shapes = []
-    for name in match_targets(model, targets):
+    for name in names:
         module = modules[name]
         if not isinstance(module, nn.Linear):
             raise AdapterError(f"budget matching counts nn.Linear targets, but {name!r} is a {type(module).__name__}")

@@ -33,7 +33,7 @@ import yaml
 from tqdm import tqdm
 
 from .adapters import AdapterError, match_targets
-from .budget import match_budget, parse_budget, target_shapes
+from .budget import layer_shapes, match_budget, parse_budget
 from .pretrained import ARCHITECTURE_KEYS
 
 
@@ -340,12 +340,11 @@ def worker_pool(args: argparse.Namespace):
     """``--nj`` spawned processes sharing the CPU threads on CPU (ESPnet's parallel jobs); on a GPU,
     or with --nj 1, the jobs run here, one at a time."""
     from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
 
     nj = parallel_jobs(args)
     if nj == 1:
         return contextlib.nullcontext(types.SimpleNamespace(map=map))
-    return ProcessPoolExecutor(nj, mp_context=get_context("spawn"), initializer=init_worker,
+    return ProcessPoolExecutor(nj, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker,
                                initargs=(max(1, torch.get_num_threads() // nj),))
 
 
@@ -453,7 +452,7 @@ class Experiment:
     settings: dict
     trainable: int
     summary: str = "-"  # settings as RESULTS.md shows them (BudgetRow.describe)
-    layers: list[str] | None = None  # the layers a sub-rank-1 budget adapts; None: every target
+    layers: list[str] | None = None  # the subset of targets a coarse size grid adapts; None: every target
 
     @property
     def name(self) -> str:
@@ -476,7 +475,7 @@ def plan(args: argparse.Namespace) -> list[Experiment]:
     fractions = [float(f) for f in args.outer_fractions.split()]
     experiments, infeasible = [], []
     names = match_targets(model, args.targets.split())
-    shapes = target_shapes(model, names)
+    shapes = layer_shapes(model, names)
     for budget in args.budgets.split():
         count = parse_budget(budget, total)
         for method in (m for m in methods if m != "full"):
@@ -534,8 +533,10 @@ def adapt(args: argparse.Namespace) -> None:
                                             set_name(args.dev_set, e.domain)),
                *shlex.split(args.train_args)]
         jobs.append((src.task, cmd, out))
+    if not jobs:
+        return
     with worker_pool(args) as pool:
-        list(tqdm(pool.map(train_experiment, *zip(*jobs)) if jobs else [], total=len(jobs), desc="adapt", unit="model"))
+        list(tqdm(pool.map(train_experiment, *zip(*jobs)), total=len(jobs), desc="adapt", unit="model"))
 
 
 def train_experiment(task: str, cmd: list[str], out: Path) -> None:
