@@ -37,7 +37,11 @@ def _export_adapter(args: argparse.Namespace) -> None:
         raise AdapterError(f"{args.config} trains no adapter (use_adapter is false): nothing to export")
     conf = dict(train_args.adapter_conf or {})
     fingerprint = conf.pop("base_fingerprint", "")
-    path = save_adapter(model, args.out, train_args.adapter, conf, fingerprint)
+    if not fingerprint:
+        raise AdapterError(f"{args.config} records no base_fingerprint in adapter_conf: it was not trained by "
+                           "espnet_ssvd.bin.asr_train / s2t_train, so the base the adapter belongs to is unknown")
+    path = save_adapter(model, args.out, train_args.adapter, conf, fingerprint,
+                        store_factors=args.store_basis == "factors")
     size = path.stat().st_size
     print(f"wrote {path} ({size / 2**20:.2f} MiB, {train_args.adapter}, base fingerprint {fingerprint})")
 
@@ -76,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--task", default="asr", choices=["asr", "s2t"])
         if name == "export_adapter":
             p.add_argument("--out", required=True, help="adapter file to write (.safetensors)")
+            p.add_argument("--store_basis", choices=["svd", "factors"], default="svd",
+                           help="pin the SVD basis by its singular values and sign pivots (small; checked on "
+                                "load), or store the factors themselves (exact anywhere, larger)")
         else:
             p.add_argument("--adapter_file", help="attach this adapter file to the model first")
             p.add_argument("--out_dir", required=True)

@@ -8,6 +8,7 @@ import yaml
 from torch import nn
 
 from .checkpoint import merge_adapters
+from .fileio import atomic_path, atomic_write_text
 
 
 def export_merged(model: nn.Module, train_args: argparse.Namespace, out_dir: str | Path) -> Path:
@@ -18,7 +19,8 @@ def export_merged(model: nn.Module, train_args: argparse.Namespace, out_dir: str
     config = dict(vars(train_args))
     config.update(use_adapter=False, adapter_conf={}, init_param=[])
     config.pop("adapter", None)
-    with (out / "config.yaml").open("w", encoding="utf-8") as f:
-        yaml.safe_dump(config, f, allow_unicode=True, sort_keys=False)
-    torch.save(model.state_dict(), out / "model.pth")
+    # The weights first: a config.yaml beside no model.pth is visibly incomplete.
+    with atomic_path(out / "model.pth") as tmp:
+        torch.save(model.state_dict(), tmp)
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
     return out

@@ -1,22 +1,10 @@
 """Decoding with adapters: a base model plus an adapter file, through ESPnet's Speech2Text."""
 
 import contextlib
-import sys
 from pathlib import Path
 
 from .checkpoint import load_adapter
 from .tasks import register_plugin, task_class
-
-
-def pop_option(argv: list[str] | None, name: str) -> tuple[str | None, list[str]]:
-    """Remove ``name VALUE`` (or ``name=VALUE``) from argv; return (VALUE, rest)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    for i, arg in enumerate(argv):
-        if arg == name and i + 1 < len(argv):
-            return argv[i + 1], argv[:i] + argv[i + 2 :]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1], argv[:i] + argv[i + 1 :]
-    return None, argv
 
 
 @contextlib.contextmanager

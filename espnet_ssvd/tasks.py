@@ -7,29 +7,39 @@ from random weights. ``adapter_task(ASRTask)`` instead loads ``--init_param`` in
 ``build_model``, attaches the adapter to the loaded weights, and clears ``init_param`` so the
 stock loader does not load it a second time (its keys no longer match the wrapped layers).
 
-``adapter_conf`` holds the method's options plus three keys of the plugin's own:
-``target_modules`` (suffixes, presets or a regex; default ``all_linear``), ``trainable_params``
-(name prefixes trained in addition to the adapter, e.g. ``[ctc]``) and ``base_fingerprint``
-(written by the plugin: the fingerprint of the pretrained weights the adapter was fitted to).
+A model rebuilt from an experiment's config.yaml (``build_model_from_file``: Speech2Text,
+export, merge) attaches with no SVD: the bases are allocated and the checkpoint fills them,
+and a checkpoint that lacks any base or adapter tensor is refused (adapters/loading.py).
 """
 
 import argparse
+import contextlib
+import contextvars
 import functools
 import logging
 from pathlib import Path
 
 import torch
 import yaml
+from espnet2.layers import create_adapter
+from espnet2.torch_utils.load_pretrained_model import load_pretrained_model
+from peft.utils import PeftType
 from torch import nn
 
-from .adapters import ADAPTERS, AdapterError, attach_adapter, get_method, match_targets
+from .adapter_conf import attach_from_conf, split_adapter_conf
+from .adapters import ADAPTERS, AdapterError, get_method
+from .argv import pop_option
 from .checkpoint import base_fingerprint
+from .pretrained import pretrained_train_args, resolve_pretrained
 
-PLUGIN_KEYS = ("target_modules", "trainable_params", "base_fingerprint")
 TASKS = ("asr", "s2t")
+# Set while an adapter task rebuilds a trained model from its files: the adapter state comes
+# from the checkpoint, so build_model must not attach to (random) initial weights.
+_rebuilding = contextvars.ContextVar("espnet_ssvd_rebuilding", default=False)
 
 
 def task_class(task: str):
+    # Imported on use: each task module pulls in its whole model zoo.
     if task == "asr":
         from espnet2.tasks.asr import ASRTask
 
@@ -41,36 +51,12 @@ def task_class(task: str):
     raise AdapterError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
 
 
-def split_adapter_conf(conf: dict | None) -> tuple[dict, dict]:
-    """(method options, plugin options) of an ESPnet ``adapter_conf``."""
-    conf = dict(conf or {})
-    plugin = {k: conf.pop(k) for k in PLUGIN_KEYS if k in conf}
-    plugin.setdefault("target_modules", "all_linear")
-    plugin.setdefault("trainable_params", [])
-    return conf, plugin
-
-
-def attach_from_conf(model: nn.Module, adapter: str, adapter_conf: dict | None):
-    """Attach as ESPnet's ``create_adapter`` would, with the plugin's keys of ``adapter_conf``."""
-    method_conf, plugin = split_adapter_conf(adapter_conf)
-    summary = attach_adapter(model, adapter, plugin["target_modules"], method_conf)
-    for prefix in plugin["trainable_params"]:
-        hits = [p for n, p in model.named_parameters() if n == prefix or n.startswith(prefix + ".")]
-        if not hits:
-            raise AdapterError(f"trainable_params entry {prefix!r} names no parameter of the model")
-        for p in hits:
-            p.requires_grad_(True)
-    summary.trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    model.espnet_ssvd_summary = summary
-    return summary
-
-
 def _create_adapter_fn(model: nn.Module, method: str, **adapter_conf) -> None:
     # Called by stock ESPnet's create_adapter. An adapter task has attached already (to the
-    # pretrained weights); otherwise (build_model_from_file) attach now and let the checkpoint
-    # that is loaded next supply the weights and adapter state.
+    # pretrained weights); otherwise (build_model_from_file) the checkpoint loaded next supplies
+    # the weights and the adapter state, so nothing is computed from the current weights.
     if getattr(model, "espnet_ssvd_summary", None) is None:
-        attach_from_conf(model, method, adapter_conf)
+        attach_from_conf(model, method, adapter_conf, from_weights=False)
 
 
 def register_plugin() -> None:
@@ -79,12 +65,18 @@ def register_plugin() -> None:
     Overrides ESPnet's own ``lora`` (loralib) with PEFT's, so the names mean the same thing in
     YAML, CLI, code and docs. Also registers every PEFT method name for the passthrough path.
     """
-    from espnet2.layers import create_adapter
-    from peft.utils import PeftType
-
     names = list(ADAPTERS) + [t.value.lower() for t in PeftType if t.value.lower() not in ADAPTERS]
     for name in names:
         create_adapter.create_adapter_fn_table[name] = functools.partial(_create_adapter_fn, method=name)
+
+
+@contextlib.contextmanager
+def rebuilding():
+    token = _rebuilding.set(True)
+    try:
+        yield
+    finally:
+        _rebuilding.reset(token)
 
 
 class AdapterTaskMixin:
@@ -113,16 +105,18 @@ class AdapterTaskMixin:
     @classmethod
     def build_model(cls, args: argparse.Namespace):
         model = super().build_model(args)
-        if getattr(args, "use_adapter", False):
+        if getattr(args, "use_adapter", False) and not _rebuilding.get():
             prepare_adapted_model(model, args)
         return model
+
+    @classmethod
+    def build_model_from_file(cls, *args, **kwargs):
+        with rebuilding():
+            return super().build_model_from_file(*args, **kwargs)
 
 
 def with_pretrained(cmd: list[str] | None, task: str) -> list[str]:
     """Expand ``--pretrained NAME`` (and ``--pretrained_cachedir DIR``) into ESPnet options."""
-    from .inference import pop_option
-    from .pretrained import pretrained_train_args, resolve_pretrained
-
     name, cmd = pop_option(cmd, "--pretrained")
     cachedir, cmd = pop_option(cmd, "--pretrained_cachedir")
     if name is None:
@@ -135,8 +129,6 @@ def with_pretrained(cmd: list[str] | None, task: str) -> list[str]:
 
 
 def prepare_adapted_model(model: nn.Module, args: argparse.Namespace) -> None:
-    from espnet2.torch_utils.load_pretrained_model import load_pretrained_model
-
     get_method(args.adapter)  # unknown names fail before any loading
     conf = dict(args.adapter_conf or {})
     if args.init_param:
@@ -146,13 +138,11 @@ def prepare_adapted_model(model: nn.Module, args: argparse.Namespace) -> None:
                                   map_location="cpu")
         logging.info(f"espnet_ssvd: {args.init_param} loaded; not reloaded by ESPnet after attaching")
         args.init_param = []
-    elif "base_fingerprint" not in conf:
+    else:
         logging.warning("espnet_ssvd: no --init_param: the adapter starts from this model's initial weights")
-    if args.adapter != "full":
-        names = match_targets(model, split_adapter_conf(conf)[1]["target_modules"])
-        # Recorded in config.yaml so an exported adapter names the base it belongs to. A model
-        # rebuilt from config.yaml keeps the recorded value: its weights come from the checkpoint.
-        conf.setdefault("base_fingerprint", base_fingerprint(model, names))
+    # Recorded in config.yaml so an exported adapter names the base it belongs to: always the
+    # weights just loaded, never a value inherited from a reused config.
+    conf["base_fingerprint"] = base_fingerprint(model)
     device = "cuda" if getattr(args, "ngpu", 0) > 0 and torch.cuda.is_available() else "cpu"
     summary = attach_from_conf(model.to(device), args.adapter, conf)
     args.adapter_conf = conf

@@ -2,7 +2,8 @@
 
 ``attach_adapter(model, "ssvd_outer", targets, {"k": 64, "outer_fraction": 0.5})`` replaces
 the targeted nn.Linear layers, freezes everything that is not an adapter parameter and
-returns an AttachSummary.
+returns an AttachSummary. Every option and size is checked before the first layer changes:
+on error the model is left as it was.
 """
 
 import dataclasses
@@ -11,15 +12,9 @@ from typing import Any, Callable
 
 from torch import nn
 
-from .base import (
-    AdapterError,
-    AttachSummary,
-    FactoredDeltaLinear,
-    LayerSummary,
-    PRESETS,
-    config_from_dict,
-    match_targets,
-)
+from .base import AttachSummary, FactoredDeltaLinear, LayerSummary, PRESETS, config_from_dict, match_targets
+from .errors import AdapterError
+from .loading import verify_checkpoint_keys
 from .peft_methods import (
     DoraConfig,
     LoraConfig,
@@ -27,6 +22,7 @@ from .peft_methods import (
     PissaConfig,
     attach_peft,
     count_lora,
+    is_peft_layer,
     peft_type_of,
 )
 from .spectral_lora import SpectralLoraConfig, attach_spectral_lora, count_spectral_lora
@@ -39,7 +35,8 @@ class FullConfig:
     """Full fine-tuning: every parameter trainable, targets ignored."""
 
 
-def attach_full(model: nn.Module, names: list[str], config: FullConfig, method: str) -> list[LayerSummary]:
+def attach_full(model: nn.Module, names: list[str], config: FullConfig, method: str,
+                from_weights: bool = True) -> list[LayerSummary]:
     for p in model.parameters():
         p.requires_grad_(True)
     return []
@@ -49,7 +46,7 @@ def attach_full(model: nn.Module, names: list[str], config: FullConfig, method: 
 class AdapterMethod:
     name: str
     config_cls: type
-    attach: Callable[[nn.Module, list[str], Any, str], list[LayerSummary]]
+    attach: Callable[..., list[LayerSummary]]
     # Closed-form trainable-parameter count over target shapes [(d_out, d_in), ...].
     count: Callable[[list[tuple[int, int]], Any], int] | None = None
     # The integer config field the budget matcher tunes.
@@ -88,23 +85,49 @@ def get_method(name: str) -> AdapterMethod:
     )
 
 
+def adapter_layer_names(model: nn.Module) -> list[str]:
+    return [n for n, m in model.named_modules() if isinstance(m, FactoredDeltaLinear) or is_peft_layer(m)]
+
+
 def attach_adapter(
-    model: nn.Module, method: str, targets: str | list[str] = "all_linear", config: Any = None
+    model: nn.Module, method: str, targets: str | list[str] = "all_linear", config: Any = None,
+    from_weights: bool = True,
 ) -> AttachSummary:
     """Attach adapter ``method`` to the ``targets`` of ``model`` (in place) and freeze the rest.
 
     Call it after the pretrained weights are loaded: SSVD, SSVD-O, PiSSA, DoRA and
-    spectral_lora derive their initial state from the current weights.
+    spectral_lora derive their initial state from the current weights. ``from_weights=False``
+    skips that (no SVD): the adapter state is allocated for a checkpoint to fill.
     """
     spec = get_method(method)
     cfg = spec.make_config(config)
+    existing = adapter_layer_names(model)
+    previous = getattr(model, "espnet_ssvd_summary", None)
+    if existing or previous is not None:
+        what = previous.method if previous is not None else type(model.get_submodule(existing[0])).__name__
+        raise AdapterError(
+            f"the model already has an adapter ({what}"
+            + (f" on {len(existing)} layers, e.g. {existing[0]}" if existing else "")
+            + "): attach one adapter to a fresh model, or fold the first one in with "
+            "espnet_ssvd.checkpoint.merge_adapters(model) before attaching another"
+        )
+    names = [] if spec.name == "full" else match_targets(model, targets)
     total = sum(p.numel() for p in model.parameters())
+    trainable_before = {p: p.requires_grad for p in model.parameters()}
     for p in model.parameters():
         p.requires_grad_(False)
-    names = [] if spec.name == "full" else match_targets(model, targets)
-    layers = spec.attach(model, names, cfg, method)
+    try:
+        layers = spec.attach(model, names, cfg, method, from_weights)
+    except BaseException:
+        for p, flag in trainable_before.items():
+            p.requires_grad_(flag)
+        raise
+    if spec.name != "full":
+        model.register_load_state_dict_post_hook(verify_checkpoint_keys)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return AttachSummary(method, layers, trainable, total)
+    summary = AttachSummary(method, layers, trainable, total)
+    model.espnet_ssvd_summary = summary
+    return summary
 
 
 __all__ = [
@@ -122,6 +145,7 @@ __all__ = [
     "SSVDConfig",
     "SSVDOuterConfig",
     "SpectralLoraConfig",
+    "adapter_layer_names",
     "attach_adapter",
     "get_method",
     "match_targets",

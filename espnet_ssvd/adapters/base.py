@@ -9,11 +9,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import AdapterError
+
 FORWARD_MODES = ("auto", "lowrank", "dense")
 
 
-class AdapterError(ValueError):
-    """Bad adapter input: the message names the problem and the fix."""
+def check_forward_mode(forward_mode: str) -> None:
+    if forward_mode not in FORWARD_MODES:
+        raise AdapterError(f"unknown forward_mode {forward_mode!r}; choose one of {', '.join(FORWARD_MODES)}")
+
+
+def refuse_merged_state_dict(module: nn.Module, prefix: str, keep_vars: bool) -> None:
+    """A merged layer's base weight already holds the update; saved beside the adapter state,
+    loading it into an unmerged model would apply the update twice."""
+    if module.merged:
+        raise AdapterError(
+            f"layer {prefix.rstrip('.') or '(root)'} is merged: its state would apply the adapter twice when loaded. "
+            "Call unmerge() before saving, or espnet_ssvd.checkpoint.merge_adapters(model) to save a plain model"
+        )
 
 
 class FactoredDeltaLinear(nn.Module):
@@ -23,15 +36,23 @@ class FactoredDeltaLinear(nn.Module):
     exactly by whichever of two evaluations is cheaper for the call:
     ``lowrank``: y = base(x) + ((x R) C^T) L^T, cost linear in the number of frames;
     ``dense``:   y = x (W + L C R^T)^T + bias, the update materialised once per call.
+
+    Precision: the factors are formed in float32 (float64 if the basis is) with autocast off,
+    whatever the model dtype, and only then cast to the input's dtype, so the update is exactly
+    zero at init under any autocast and small updates are not lost to cancellation. The
+    ``basis`` buffers (the frozen SVD factors) stay float32 when the model is cast to a
+    16-bit dtype.
     """
+
+    basis: tuple[str, ...] = ()
 
     def __init__(self, base_layer: nn.Linear, forward_mode: str = "auto"):
         super().__init__()
-        if forward_mode not in FORWARD_MODES:
-            raise AdapterError(f"unknown forward_mode {forward_mode!r}; choose one of {', '.join(FORWARD_MODES)}")
+        check_forward_mode(forward_mode)
         self.base_layer = base_layer
         self.forward_mode = forward_mode
         self.merged = False
+        self.register_state_dict_pre_hook(refuse_merged_state_dict)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -41,14 +62,39 @@ class FactoredDeltaLinear(nn.Module):
     def bias(self) -> torch.Tensor | None:
         return self.base_layer.bias
 
-    def delta_factors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def compute_dtype(self) -> torch.dtype:
+        return torch.promote_types(self.weight.dtype if not self.basis else self._buffers[self.basis[0]].dtype,
+                                   torch.float32)
+
+    def _apply(self, fn, recurse=True):
+        kept = {n: self._buffers[n] for n in self.basis}
+        super()._apply(fn, recurse)
+        for name, old in kept.items():
+            new = self._buffers[name]
+            if new.is_floating_point() and torch.finfo(new.dtype).bits < 32:
+                self._buffers[name] = old.to(device=new.device, dtype=torch.float32)
+        return self
+
+    def delta_factors(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(L, C, R) in ``dtype``; called with autocast disabled."""
         raise NotImplementedError
 
-    def get_delta_weight(self) -> torch.Tensor:
-        L, C, R = self.delta_factors()
-        return ((L @ C) @ R.T).to(self.weight.dtype)
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        with torch.autocast(self.weight.device.type, enabled=False):
+            return self.delta_factors(self.compute_dtype())
 
-    def use_dense(self, n_frames: int, L: torch.Tensor, C: torch.Tensor, training: bool) -> bool:
+    def get_delta_weight(self) -> torch.Tensor:
+        """dW in the compute dtype (float32 or better)."""
+        L, C, R = self.factors()
+        with torch.autocast(self.weight.device.type, enabled=False):
+            return (L @ C) @ R.T
+
+    def adapted_weight(self) -> torch.Tensor:
+        """W + dW, summed in the compute dtype and rounded once to the weight's dtype."""
+        delta = self.get_delta_weight()
+        return (self.weight.to(delta.dtype) + delta).to(self.weight.dtype)
+
+    def use_dense(self, n_frames: int, C: torch.Tensor, training: bool) -> bool:
         if self.forward_mode != "auto":
             return self.forward_mode == "dense"
         d_out, d_in = self.weight.shape
@@ -64,29 +110,36 @@ class FactoredDeltaLinear(nn.Module):
             dense = 2 * dense + n_frames * d_in * d_out
         return dense < lowrank
 
+    def check_state(self) -> None:
+        """Hook for layers whose state must come from a checkpoint before they can run."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.merged:
             return self.base_layer(x)
-        L, C, R = self.delta_factors()
+        self.check_state()
+        L, C, R = self.factors()
         n_frames = x.numel() // x.shape[-1]
-        if self.use_dense(n_frames, L, C, torch.is_grad_enabled() and C.requires_grad):
-            weight = self.weight + ((L @ C) @ R.T).to(self.weight.dtype)
+        if self.use_dense(n_frames, C, torch.is_grad_enabled() and C.requires_grad):
+            with torch.autocast(self.weight.device.type, enabled=False):
+                weight = (self.weight.to(C.dtype) + (L @ C) @ R.T).to(self.weight.dtype)
             return F.linear(x, weight, self.bias)
         dtype = x.dtype
         update = ((x @ R.to(dtype)) @ C.T.to(dtype)) @ L.T.to(dtype)
         # Accumulate into the frozen output (it is not saved for backward, so in place is safe).
-        return self.base_layer(x).add_(update)
+        out = self.base_layer(x)
+        return out.add_(update.to(out.dtype))
 
     @torch.no_grad()
     def merge(self) -> None:
         if not self.merged:
-            self.weight.add_(self.get_delta_weight())
+            self.weight.copy_(self.adapted_weight())
             self.merged = True
 
     @torch.no_grad()
     def unmerge(self) -> None:
         if self.merged:
-            self.weight.sub_(self.get_delta_weight())
+            delta = self.get_delta_weight()
+            self.weight.copy_((self.weight.to(delta.dtype) - delta).to(self.weight.dtype))
             self.merged = False
 
 
@@ -102,20 +155,28 @@ def config_from_dict(config_cls: type, conf: dict[str, Any] | None, method: str)
         raise AdapterError(
             f"unknown option(s) {', '.join(unknown)} for adapter {method!r}; valid options: {', '.join(sorted(valid))}"
         )
-    return config_cls(**conf)
+    try:
+        return config_cls(**conf)
+    except TypeError as err:  # a wrong type the config could not even compare
+        raise AdapterError(f"bad option for adapter {method!r}: {err}") from err
 
 
 # --------------------------------------------------------------------------- targets
 
+
+def _attention(*blocks: str) -> list[str]:
+    names = ("linear_q", "linear_k", "linear_v", "linear_out", "linear_pos", "query", "key", "value", "out")
+    return [f"{block}.{name}" for block in blocks for name in names]
+
+
 PRESETS: dict[str, list[str]] = {
-    # Module-name suffixes of ESPnet's Transformer / Conformer / E-Branchformer blocks.
-    "attention": [
-        "attn.linear_q", "attn.linear_k", "attn.linear_v", "attn.linear_out",
-        "src_attn.linear_q", "src_attn.linear_k", "src_attn.linear_v", "src_attn.linear_out",
-    ],
+    # Module-name suffixes. ESPnet: Transformer / Conformer (self_attn, src_attn, linear_pos of
+    # relative-position attention), Branchformer / E-Branchformer (attn, cgmlp, merge_proj);
+    # Whisper (attn / cross_attn query, key, value, out; mlp.0 / mlp.2).
+    "attention": _attention("self_attn", "src_attn", "attn", "cross_attn"),
     "ffn": [
         "feed_forward.w_1", "feed_forward.w_2", "feed_forward_macaron.w_1", "feed_forward_macaron.w_2",
-        "cgmlp.channel_proj1.0", "cgmlp.channel_proj2", "merge_proj",
+        "cgmlp.channel_proj1.0", "cgmlp.channel_proj2", "merge_proj", "mlp.0", "mlp.2",
     ],
 }
 
@@ -127,10 +188,10 @@ def _is_encoder_or_decoder_linear(name: str, module: nn.Module) -> bool:
 def match_targets(model: nn.Module, targets: str | list[str]) -> list[str]:
     """Module names selected by ``targets``.
 
-    A list holds module-name suffixes (``attn.linear_q`` matches ``encoder.encoders.0.self_attn.linear_q``)
+    A list holds module-name suffixes (``attn.linear_q`` matches ``encoder.encoders.0.attn.linear_q``)
     or preset names (``attention``, ``ffn``, ``all_linear``); a single string that is not a
     preset is a regular expression matched against whole names, as in PEFT.
-    ``all_linear`` is every nn.Linear of the encoder and decoder.
+    ``all_linear`` is every nn.Linear of the encoder and decoder; presets select nn.Linear only.
     """
     names = [n for n, _ in model.named_modules() if n]
     modules = dict(model.named_modules())
@@ -140,12 +201,16 @@ def match_targets(model: nn.Module, targets: str | list[str]) -> list[str]:
         if not picked:
             raise AdapterError(f"target regex {targets!r} matches no module; {_some_linears(model)}")
         return picked
+    patterns = [targets] if isinstance(targets, str) else list(targets)
+    if not patterns:
+        raise AdapterError("the target list is empty: name module suffixes, a preset (attention, ffn, all_linear) or a regex")
     picked: list[str] = []
-    for pattern in [targets] if isinstance(targets, str) else list(targets):
+    for pattern in patterns:
         if pattern == "all_linear":
             hits = [n for n in names if _is_encoder_or_decoder_linear(n, modules[n])]
         elif pattern in PRESETS:
-            hits = [n for n in names if any(n == p or n.endswith("." + p) for p in PRESETS[pattern])]
+            hits = [n for n in names if isinstance(modules[n], nn.Linear)
+                    and any(n == p or n.endswith("." + p) for p in PRESETS[pattern])]
         else:
             hits = [n for n in names if n == pattern or n.endswith("." + pattern)]
         if not hits:

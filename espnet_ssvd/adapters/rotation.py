@@ -8,7 +8,14 @@ maps) and zero parameters give the identity.
 import torch
 from torch import nn
 
+from .errors import AdapterError
+
 ROTATION_MAPS = ("cayley", "linear", "exp")
+
+
+def check_rotation_map(rotation_map: str) -> None:
+    if rotation_map not in ROTATION_MAPS:
+        raise AdapterError(f"unknown rotation_map {rotation_map!r}; choose one of {', '.join(ROTATION_MAPS)}")
 
 
 class SkewRotation(nn.Module):
@@ -22,10 +29,7 @@ class SkewRotation(nn.Module):
 
     def __init__(self, k: int, rotation_map: str = "cayley"):
         super().__init__()
-        if rotation_map not in ROTATION_MAPS:
-            raise ValueError(
-                f"unknown rotation_map {rotation_map!r}; choose one of {', '.join(ROTATION_MAPS)}"
-            )
+        check_rotation_map(rotation_map)
         self.k = k
         self.rotation_map = rotation_map
         self.skew = nn.Parameter(torch.zeros(k * (k - 1) // 2))
@@ -33,18 +37,29 @@ class SkewRotation(nn.Module):
         # by ESPnet's n-best model averaging.
         self.register_buffer("_triu", torch.triu_indices(k, k, 1), persistent=False)
 
-    def skew_matrix(self) -> torch.Tensor:
-        upper = self.skew.new_zeros(self.k, self.k).index_put((self._triu[0], self._triu[1]), self.skew)
+    def skew_matrix(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        skew = self.skew if dtype is None else self.skew.to(dtype)
+        upper = skew.new_zeros(self.k, self.k).index_put((self._triu[0], self._triu[1]), skew)
         return upper - upper.T
 
-    def forward(self) -> torch.Tensor:
-        skew = self.skew_matrix().float()
-        eye = torch.eye(self.k, device=skew.device, dtype=skew.dtype)
+    def minus_identity(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """R - I, formed without subtracting I, so a small rotation keeps its full relative
+        precision and zero parameters give exactly zero."""
+        skew = self.skew_matrix(dtype)
         if self.rotation_map == "linear":
-            return eye + 2 * skew
-        if self.rotation_map == "exp":
-            return torch.linalg.matrix_exp(skew)
-        return torch.linalg.solve(eye - skew, eye + skew)
+            return 2 * skew
+        eye = torch.eye(self.k, device=skew.device, dtype=dtype)
+        if self.rotation_map == "cayley":
+            # (I - S)^-1 (I + S) - I = (I - S)^-1 2S
+            return torch.linalg.solve(eye - skew, 2 * skew)
+        # expm(S) - I = S phi(S), phi(S) = sum S^j / (j+1)!: the top-right block of expm([[S, I], [0, 0]]).
+        block = torch.zeros(2 * self.k, 2 * self.k, device=skew.device, dtype=dtype)
+        block[: self.k, : self.k] = skew
+        block[: self.k, self.k :] = eye
+        return skew @ torch.linalg.matrix_exp(block)[: self.k, self.k :]
+
+    def forward(self) -> torch.Tensor:
+        return torch.eye(self.k, device=self.skew.device) + self.minus_identity()
 
     def extra_repr(self) -> str:
         return f"k={self.k}, map={self.rotation_map}"

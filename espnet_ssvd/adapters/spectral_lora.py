@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import AdapterError, FactoredDeltaLinear, LayerSummary, replace_module, require_linear
-from .svd import SVDInitOptions, top_svd
+from .base import LayerSummary, replace_module, require_linear
+from .errors import require_int
+from .svd import SVDBasisLinear, SVDInitOptions
 
 
 @dataclass
@@ -22,9 +23,12 @@ class SpectralLoraConfig(SVDInitOptions):
     p: int = 256  # top singular vectors adjusted (capped at the layer rank)
     r: int = 16  # rank of dU and dV
 
+    def __post_init__(self):
+        super().__post_init__()
+        require_int("p", self.p, 1, " (top singular vectors adjusted)")
+        require_int("r", self.r, 1, " (rank of the singular-vector adjustments)")
+
     def layer_sizes(self, shape: tuple[int, int], name: str) -> tuple[int, int]:
-        if self.r < 1 or self.p < 1:
-            raise AdapterError(f"spectral_lora needs p >= 1 and r >= 1, got p={self.p}, r={self.r}")
         return min(self.p, min(shape)), self.r
 
 
@@ -33,15 +37,10 @@ def spectral_lora_param_count(shape: tuple[int, int], p: int, r: int) -> int:
     return r * (d_out + p) + r * (d_in + p)
 
 
-class SpectralLoraLinear(FactoredDeltaLinear):
-    def __init__(self, base_layer: nn.Linear, p: int, r: int, config: SpectralLoraConfig):
-        super().__init__(base_layer, config.forward_mode)
+class SpectralLoraLinear(SVDBasisLinear):
+    def __init__(self, base_layer: nn.Linear, p: int, r: int, config: SpectralLoraConfig, from_weights: bool = True):
+        super().__init__(base_layer, p, config, from_weights)
         d_out, d_in = base_layer.weight.shape
-        svd = top_svd(base_layer.weight, p, config.svd_method, config.svd_niter, config.svd_oversample)
-        self.svd_error = svd.rel_error
-        self.register_buffer("U", svd.U)
-        self.register_buffer("s", svd.s)
-        self.register_buffer("V", svd.V)
         self.A_u = nn.Parameter(torch.empty(r, p))
         self.B_u = nn.Parameter(torch.zeros(d_out, r))
         self.A_v = nn.Parameter(torch.empty(r, p))
@@ -49,20 +48,22 @@ class SpectralLoraLinear(FactoredDeltaLinear):
         for a in (self.A_u, self.A_v):  # LoRA's init for the non-zero factor
             nn.init.kaiming_uniform_(a, a=math.sqrt(5))
 
-    def delta_factors(self):
-        d_u = self.B_u @ self.A_u
-        d_v = self.B_v @ self.A_v
-        left = torch.cat([d_u, self.U + d_u], dim=1)
-        right = torch.cat([self.V, d_v], dim=1)
-        return left, torch.diag(torch.cat([self.s, self.s])), right
+    def delta_factors(self, dtype: torch.dtype):
+        U, s, V = self.U.to(dtype), self.s.to(dtype), self.V.to(dtype)
+        d_u = self.B_u.to(dtype) @ self.A_u.to(dtype)
+        d_v = self.B_v.to(dtype) @ self.A_v.to(dtype)
+        return torch.cat([d_u, U + d_u], dim=1), torch.diag(torch.cat([s, s])), torch.cat([V, d_v], dim=1)
 
 
-def attach_spectral_lora(model: nn.Module, names: list[str], config: SpectralLoraConfig, method: str) -> list[LayerSummary]:
+def attach_spectral_lora(model: nn.Module, names: list[str], config: SpectralLoraConfig, method: str,
+                         from_weights: bool = True) -> list[LayerSummary]:
+    linears = require_linear(model, names, method)
+    sizes = [config.layer_sizes(tuple(linear.weight.shape), name) for name, linear in zip(names, linears)]
+    layers = [SpectralLoraLinear(linear, p, r, config, from_weights) for linear, (p, r) in zip(linears, sizes)]
     summaries = []
-    for name, linear in zip(names, require_linear(model, names, method)):
-        shape = tuple(linear.weight.shape)
-        p, r = config.layer_sizes(shape, name)
-        replace_module(model, name, SpectralLoraLinear(linear, p, r, config))
+    for name, layer, (p, r) in zip(names, layers, sizes):
+        replace_module(model, name, layer)
+        shape = tuple(layer.weight.shape)
         summaries.append(LayerSummary(name, shape, spectral_lora_param_count(shape, p, r), {"p": p, "r": r}))
     return summaries
 

@@ -9,8 +9,8 @@ max(k_in, k_out). The layer itself is ssvd.SSVDLinear.
 
 from dataclasses import dataclass
 
-from .base import AdapterError
-from .ssvd import SSVDConfig, check_size, outer_split, resolve_k
+from .errors import AdapterError, require_int
+from .ssvd import K_HINT, SSVDConfig, check_size, outer_split, resolve_k
 
 
 @dataclass
@@ -20,12 +20,19 @@ class SSVDOuterConfig(SSVDConfig):
     k_out: int | None = None
     k_s: int | None = None
 
-    def layer_sizes(self, shape: tuple[int, int], name: str) -> tuple[int, int, int]:
-        if not 0 <= self.outer_fraction <= 1:
-            raise AdapterError(f"outer_fraction must be in [0, 1], got {self.outer_fraction}")
+    def __post_init__(self):
+        super().__post_init__()
+        if not (isinstance(self.outer_fraction, (int, float)) and 0 <= self.outer_fraction <= 1):
+            raise AdapterError(f"outer_fraction must be a number in [0, 1], got {self.outer_fraction!r}")
+        for what in ("k_in", "k_out", "k_s"):
+            if getattr(self, what) is not None:
+                require_int(what, getattr(self, what), 0, K_HINT)
         if self.k_in is not None or self.k_out is not None:
             if self.k is not None or self.rotation_ratio is not None:
                 raise AdapterError("give either k / rotation_ratio (split by outer_fraction) or explicit k_in / k_out, not both")
+
+    def layer_sizes(self, shape: tuple[int, int], name: str) -> tuple[int, int, int]:
+        if self.k_in is not None or self.k_out is not None:
             k_in, k_out = self.k_in or 0, self.k_out or 0
         else:
             k_in, k_out = outer_split(resolve_k(self.k, self.rotation_ratio, shape, name), self.outer_fraction)

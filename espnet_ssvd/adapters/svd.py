@@ -1,12 +1,20 @@
-"""Top-m SVD of a pretrained weight, in high precision whatever the model dtype."""
+"""Top-m SVD of a pretrained weight, in high precision whatever the model dtype, and the layer
+base of the adapters that keep such a basis (SSVD, SSVD-O, spectral LoRA)."""
 
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+
+from .base import FactoredDeltaLinear, check_forward_mode
+from .errors import AdapterError, require_int
 
 # Below this many entries a float64 SVD costs well under a second on CPU.
 FLOAT64_MAX_NUMEL = 4096 * 1024
 SVD_METHODS = ("full", "randomized")
+# Relative to the largest singular value: float32 and float64 SVDs of the same weights agree
+# to ~1e-6; a different base model or a different subspace is far beyond.
+BASIS_RTOL = 1e-4
 
 
 @dataclass
@@ -18,19 +26,27 @@ class TopSVD:
     rel_error: float
 
 
-def top_svd(
-    weight: torch.Tensor, m: int, method: str = "full", niter: int = 4, oversample: int = 16
-) -> TopSVD:
+def sign_pivots(U: torch.Tensor) -> torch.Tensor:
+    """Row of each column's largest-magnitude entry: the sign convention's reference."""
+    return U.abs().argmax(dim=0)
+
+
+def align_signs(U: torch.Tensor, V: torch.Tensor, pivots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flip singular-vector pairs so that U[pivots[i], i] >= 0 (W = U diag(s) V^T is unchanged)."""
+    sign = torch.sign(U[pivots.to(U.device), torch.arange(U.shape[1], device=U.device)])
+    sign[sign == 0] = 1
+    return U * sign, V * sign
+
+
+def top_svd(weight: torch.Tensor, m: int, method: str = "full", niter: int = 4, oversample: int = 16) -> TopSVD:
     """The m leading singular triplets of ``weight`` (d_out, d_in), float32 results.
 
-    Signs are canonical (largest-magnitude entry of each left vector positive) so the
-    same weights give the same basis on any machine, and a saved rotation stays valid.
+    Signs are canonical (largest-magnitude entry of each left vector positive); adapter files
+    store these pivots, so a near-tie resolved differently on another machine is realigned.
     """
-    if method not in SVD_METHODS:
-        raise ValueError(f"unknown svd_method {method!r}; choose one of {', '.join(SVD_METHODS)}")
     rank = min(weight.shape)
     if not 0 < m <= rank:
-        raise ValueError(f"cannot take {m} singular vectors of a {tuple(weight.shape)} weight (rank <= {rank})")
+        raise AdapterError(f"cannot take {m} singular vectors of a {tuple(weight.shape)} weight (rank <= {rank})")
     dtype = torch.float64 if weight.numel() <= FLOAT64_MAX_NUMEL else torch.float32
     w = weight.detach().to(dtype)
     # LAPACK is up to 2.5x slower on wide matrices than on their transpose: factor the tall one.
@@ -44,10 +60,7 @@ def top_svd(
         U, s, V = U[:, :m], s[:m], V[:, :m]
     if wide:
         U, V = V, U
-    pivot = U.abs().argmax(dim=0)
-    sign = torch.sign(U[pivot, torch.arange(m, device=U.device)])
-    sign[sign == 0] = 1
-    U, V = U * sign, V * sign
+    U, V = align_signs(U, V, sign_pivots(U))
     err = (torch.linalg.norm(w @ V - U * s) / torch.linalg.norm(s).clamp_min(1e-30)).item()
     return TopSVD(U.float().contiguous(), s.float().contiguous(), V.float().contiguous(), err)
 
@@ -60,3 +73,80 @@ class SVDInitOptions:
     svd_niter: int = 4
     svd_oversample: int = 16
     forward_mode: str = "auto"  # "lowrank" | "dense" force one exact evaluation
+
+    def __post_init__(self):
+        if self.svd_method not in SVD_METHODS:
+            raise AdapterError(f"unknown svd_method {self.svd_method!r}; choose one of {', '.join(SVD_METHODS)}")
+        require_int("svd_niter", self.svd_niter, 0)
+        require_int("svd_oversample", self.svd_oversample, 0)
+        check_forward_mode(self.forward_mode)
+
+
+class SVDBasisLinear(FactoredDeltaLinear):
+    """A frozen Linear with the top-m singular triplets (U, s, V) of its pretrained weight.
+
+    ``from_weights=False`` allocates the basis empty: a model rebuilt from its config gets the
+    basis from the checkpoint (no SVD of random weights), and refuses to run until it has.
+    """
+
+    basis = ("U", "s", "V")
+
+    def __init__(self, base_layer: nn.Linear, m: int, options: SVDInitOptions, from_weights: bool = True):
+        super().__init__(base_layer, options.forward_mode)
+        d_out, d_in = base_layer.weight.shape
+        self.svd_method = options.svd_method
+        if from_weights:
+            svd = top_svd(base_layer.weight, m, options.svd_method, options.svd_niter, options.svd_oversample)
+            U, s, V, self.svd_error = svd.U, svd.s, svd.V, svd.rel_error
+        else:
+            U, s, V, self.svd_error = torch.zeros(d_out, m), torch.zeros(m), torch.zeros(d_in, m), 0.0
+        self.register_buffer("U", U)
+        self.register_buffer("s", s)
+        self.register_buffer("V", V)
+        self.awaiting_state = not from_weights
+        self.register_load_state_dict_pre_hook(_take_basis_from_checkpoint)
+
+    def check_state(self) -> None:
+        if self.awaiting_state:
+            raise AdapterError(
+                "this adapter layer was built from a config without its SVD basis and no checkpoint holding it was "
+                "loaded: load the trained model's checkpoint (build_model_from_file with a model file), or attach "
+                "the adapter to pretrained weights with espnet_ssvd.attach_adapter / espnet_ssvd.bin.asr_train"
+            )
+
+    def basis_record(self, store_factors: bool) -> tuple[str, dict[str, torch.Tensor]]:
+        """What an adapter file keeps to rebuild exactly this basis: the factors themselves
+        (randomised SVD: not reproducible), or the singular values and sign pivots."""
+        if store_factors or self.svd_method != "full":
+            return "factors", {"U": self.U, "s": self.s, "V": self.V}
+        pivots = sign_pivots(self.U)
+        columns = torch.arange(self.U.shape[1], device=self.U.device)
+        return "svd", {"s": self.s, "pivots": pivots, "pivot_values": self.U[pivots, columns]}
+
+    @torch.no_grad()
+    def restore_basis(self, kind: str, record: dict[str, torch.Tensor], name: str) -> None:
+        if kind == "factors":
+            for key in self.basis:
+                self._buffers[key].copy_(record[key])
+        else:
+            U, V = align_signs(self.U, self.V, record["pivots"])
+            s_max = record["s"].abs().max().clamp_min(1e-30)
+            s_err = ((self.s - record["s"].to(self.s)).abs().max() / s_max).item()
+            pivots = record["pivots"].to(U.device)
+            u_err = (U[pivots, torch.arange(U.shape[1], device=U.device)] - record["pivot_values"].to(U)).abs().max().item()
+            if s_err > BASIS_RTOL or u_err > BASIS_RTOL ** 0.5:
+                raise AdapterError(
+                    f"layer {name}: the SVD of this model's weight differs from the basis the adapter was trained on "
+                    f"(singular values {s_err:.1e}, pivot entries {u_err:.1e} apart): the base weights differ, or the "
+                    "singular values are (nearly) tied and the SVD picked another basis. Export the adapter with "
+                    "--store_basis factors to keep the exact basis in the file"
+                )
+            self.U.copy_(U)
+            self.V.copy_(V)
+        self.awaiting_state = False
+
+
+def _take_basis_from_checkpoint(module: SVDBasisLinear, state_dict, prefix, *args) -> None:
+    s = state_dict.get(prefix + "s")
+    if s is not None and s.numel() and bool(s.abs().max() > 0):
+        module.awaiting_state = False

@@ -7,7 +7,8 @@ base model (`--asr_train_config/--asr_model_file` of the pretrained model) with 
 from espnet2.bin import asr_inference
 from espnet2.tasks.asr import ASRTask
 
-from espnet_ssvd.inference import adapter_file_hook, pop_option
+from espnet_ssvd.argv import pop_option
+from espnet_ssvd.inference import adapter_file_hook
 from espnet_ssvd.tasks import register_plugin
 
 register_plugin()

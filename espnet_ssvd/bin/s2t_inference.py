@@ -7,7 +7,8 @@ base model (`--s2t_train_config/--s2t_model_file` of the pretrained model) with 
 from espnet2.bin import s2t_inference
 from espnet2.tasks.s2t import S2TTask
 
-from espnet_ssvd.inference import adapter_file_hook, pop_option
+from espnet_ssvd.argv import pop_option
+from espnet_ssvd.inference import adapter_file_hook
 from espnet_ssvd.tasks import register_plugin
 
 register_plugin()

@@ -1,0 +1,170 @@
+"""Adapters under the dtypes users train and decode in: a model cast after attaching, autocast,
+and updates too small for 16-bit arithmetic (checked against float64 references)."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from espnet_ssvd import attach_adapter
+from espnet_ssvd.adapters import FactoredDeltaLinear
+from espnet_ssvd.adapters.rotation import SkewRotation
+
+from conftest import tiny_encoder_decoder
+
+SVD_METHODS = {
+    "ssvd": {"k": 8, "rotation_map": "cayley"},
+    "ssvd_outer": {"k": 8, "outer_fraction": 0.5, "rotation_map": "exp"},
+    "spectral_lora": {"p": 8, "r": 2},
+}
+# Largest relative output error allowed per dtype (the dtype's own rounding over two layers).
+TOLERANCE = {torch.bfloat16: 3e-2, torch.float16: 4e-3, torch.float64: 1e-6}
+
+
+def two_layers():
+    return nn.Sequential(nn.Linear(32, 48), nn.GELU(), nn.Linear(48, 24))
+
+
+def adapted(method, **extra):
+    model = two_layers()
+    attach_adapter(model, method, ["0", "2"], {**SVD_METHODS[method], **extra})
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+def layers(model):
+    return [m for m in model.modules() if isinstance(m, FactoredDeltaLinear)]
+
+
+def rel_diff(a, b):
+    return ((a.double() - b.double()).abs().max() / b.double().abs().max()).item()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+@pytest.mark.parametrize("mode", ["lowrank", "dense", "auto"])
+@pytest.mark.parametrize("method", list(SVD_METHODS))
+def test_every_forward_mode_and_merge_after_casting_the_model(method, mode, dtype):
+    model = adapted(method, forward_mode=mode)
+    # auto: 4 x 600 frames makes the dense evaluation the cheaper one for these layers.
+    x = torch.randn(4, 600 if mode == "auto" else 5, 32)
+    reference = copy.deepcopy(model).double()
+    with torch.no_grad():
+        expected = reference(x.double())
+        model.to(dtype)
+        out = model(x.to(dtype))
+        assert out.dtype == dtype
+        assert rel_diff(out, expected) < TOLERANCE[dtype]
+        # The update is formed in float32 from the cast parameters: exact to float32 rounding.
+        cast_reference = copy.deepcopy(model).double()
+        for layer, ref_layer in zip(layers(model), layers(cast_reference)):
+            # The SVD basis keeps float32 (or better) whatever the model is cast to.
+            assert layer.U.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
+            assert rel_diff(layer.get_delta_weight(), ref_layer.get_delta_weight()) < 1e-5
+            layer.merge()
+        assert rel_diff(model(x.to(dtype)), expected) < TOLERANCE[dtype]
+        for layer in layers(model):
+            layer.unmerge()
+        assert rel_diff(model(x.to(dtype)), expected) < TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("mode", ["lowrank", "dense"])
+@pytest.mark.parametrize("method", ["ssvd", "ssvd_outer", "spectral_lora", "lora", "pissa", "dora"])
+def test_identity_at_init_is_exact_under_cpu_bf16_autocast(method, mode):
+    model = tiny_encoder_decoder()
+    base = copy.deepcopy(model)
+    conf = SVD_METHODS.get(method, {"r": 2})
+    if method in SVD_METHODS:
+        conf = {**conf, "forward_mode": mode}
+    attach_adapter(model, method, "all_linear", conf)
+    feats, lens, tokens = torch.randn(2, 40, 20), torch.tensor([40, 33]), torch.randint(0, 20, (2, 5))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        enc0, dec0 = base(feats, lens, tokens)
+        enc1, dec1 = model(feats, lens, tokens)
+    assert enc1.dtype == torch.bfloat16 or dec1.dtype == torch.bfloat16  # autocast really ran
+    if method in ("lora", "dora", "pissa") and mode == "dense":
+        pytest.skip("PEFT layers have one forward")
+    if method == "pissa":
+        # PiSSA splits W into W - BA and BA: exact in real arithmetic, not bit for bit in bf16.
+        assert rel_diff(enc1, enc0) < 5e-2
+        return
+    assert torch.equal(enc1, enc0)
+    assert torch.equal(dec1, dec0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("method", list(SVD_METHODS))
+def test_identity_at_init_is_exact_under_cuda_fp16_autocast(method):
+    model = two_layers().cuda()
+    base = copy.deepcopy(model)
+    attach_adapter(model, method, ["0", "2"], SVD_METHODS[method])
+    x = torch.randn(6, 32, device="cuda")
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
+        assert torch.equal(model(x), base(x))
+
+
+def test_a_singular_value_shift_below_a_bf16_step_survives_autocast():
+    # A shift of 1e-3 s_0 is a quarter of bf16's relative step at s_0: forming the core under
+    # autocast (a bf16 product with diag(s'), then minus diag(s)) rounds it to 0 or to a whole
+    # step; the core is formed in float32 with autocast off, so the update keeps it.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 64, bias=False))
+    attach_adapter(model, "ssvd", ["0"], {"k": 4})
+    layer = model[0]
+    with torch.no_grad():
+        layer.delta[0] = 2e-3 * layer.s[0]  # sigmoid(0) = 1/2: the shift is 1e-3 s_0
+    shift = 1e-3 * layer.s[0].double()
+    x = torch.randn(256, 64)
+    expected = (x.double() @ layer.V[:, :1].double()) * shift @ layer.U[:, :1].double().T
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        L, C, R = layer.factors()
+        update = ((x @ R) @ C.T) @ L.T  # the low-rank path's update, in bf16 under autocast
+    assert update.dtype == torch.bfloat16
+    assert C.dtype == torch.float32 and abs(C[0, 0].item() - shift.item()) < 1e-6 * shift.item()
+    assert C[1:].abs().max() == 0 and C[:, 1:].abs().max() == 0
+    assert rel_diff(update, expected) < 2e-2
+
+
+@pytest.mark.parametrize("rotation_map", ["linear", "cayley", "exp"])
+def test_core_has_no_cancellation_for_small_rotations(rotation_map):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(40, 40))
+    attach_adapter(model, "ssvd_outer", ["0"], {"k_in": 6, "k_out": 5, "k_s": 6, "rotation_map": rotation_map})
+    layer = model[0]
+    with torch.no_grad():
+        for p in (layer.inner.skew, layer.outer.skew, layer.delta):
+            p.copy_(1e-6 * torch.randn_like(p))
+    core32 = layer.core(torch.float32).double()
+    core64 = layer.core(torch.float64)
+    # The float64 reference by the definition: R_out diag(s') R_in - diag(s).
+    s = layer.s.double()
+    s_new = s + torch.nn.functional.pad(layer.delta.double() * 0.5, (0, layer.m - layer.k_s))
+    r_in, r_out = torch.eye(layer.m, dtype=torch.float64), torch.eye(layer.m, dtype=torch.float64)
+    r_in[:6, :6] = layer.inner.minus_identity(torch.float64) + torch.eye(6, dtype=torch.float64)
+    r_out[:5, :5] = layer.outer.minus_identity(torch.float64) + torch.eye(5, dtype=torch.float64)
+    reference = r_out @ torch.diag(s_new) @ r_in - torch.diag(s)
+    assert rel_diff(core64, reference) < 1e-6
+    assert rel_diff(core32, reference) < 1e-5  # a subtraction of diag(s) in float32 gives ~1e-1 here
+
+
+@pytest.mark.parametrize("rotation_map", ["cayley", "exp"])
+def test_rotation_minus_identity_matches_the_rotation(rotation_map):
+    rot = SkewRotation(9, rotation_map)
+    with torch.no_grad():
+        rot.skew.normal_(0, 0.5)
+    S = rot.skew_matrix(torch.float64)
+    eye = torch.eye(9, dtype=torch.float64)
+    R = torch.linalg.solve(eye - S, eye + S) if rotation_map == "cayley" else torch.linalg.matrix_exp(S)
+    assert torch.allclose(rot.minus_identity(torch.float64), R - eye, atol=1e-12)
+
+
+def test_half_and_bfloat16_calls_keep_the_basis_and_move_it_with_the_model():
+    model = adapted("ssvd")
+    model.half()
+    assert all(layer.U.dtype == torch.float32 and layer.s.dtype == torch.float32 for layer in layers(model))
+    assert all(layer.delta.dtype == torch.float16 for layer in layers(model))
+    model.bfloat16().float()
+    assert all(layer.U.dtype == torch.float32 for layer in layers(model))
