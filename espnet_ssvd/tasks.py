@@ -26,7 +26,7 @@ from espnet2.torch_utils.load_pretrained_model import load_pretrained_model
 from peft.utils import PeftType
 from torch import nn
 
-from .adapter_conf import attach_from_conf, split_adapter_conf
+from .adapter_conf import attach_from_conf
 from .adapters import ADAPTERS, AdapterError, get_method
 from .argv import pop_option
 from .checkpoint import base_fingerprint

@@ -313,7 +313,7 @@ def test_regex_and_presets_select_espnet_layers():
 
 
 def test_espnet_adapter_conf_trains_named_extra_parameters():
-    from espnet_ssvd.tasks import attach_from_conf
+    from espnet_ssvd.adapter_conf import attach_from_conf
 
     model = tiny_encoder_decoder()
     summary = attach_from_conf(model, "ssvd", {"k": 2, "target_modules": ["attention"],

@@ -155,18 +155,42 @@ def decode(s2t, wavs):
     return [s2t(w)[0][0] for w in wavs]
 
 
+def encoder_outputs(model, wavs):
+    with torch.no_grad():
+        return [model.encode(torch.tensor(w)[None], torch.tensor([len(w)]))[0] for w in wavs]
+
+
+def assert_same_model(model, reference, wavs, rtol=1e-5):
+    for got, want in zip(encoder_outputs(model, wavs), encoder_outputs(reference, wavs)):
+        assert ((got - want).abs().max() / want.abs().max()).item() < rtol
+
+
+def test_the_adapted_fixture_moved_its_adapter(adapted):
+    # The comparisons below would pass trivially for an identity adapter.
+    state = torch.load(adapted / "valid.acc.ave.pth", map_location="cpu")
+    moved = [n for n in state if n.endswith((".skew", ".delta")) and state[n].abs().max() > 1e-4]
+    assert len(moved) > 20
+
+
 def test_decoding_adapter_file_and_merged_export_agree(exp, adapted, tmp_path):
     from espnet_ssvd.__main__ import main as cli
 
-    wavs = [soundfile.read(p, dtype="float32")[0] for p in sorted((exp["data"] / "wav").glob("*.wav"))[:3]]
+    paths = [str(p) for p in sorted((exp["data"] / "wav").glob("*.wav"))[:3]]
+    wavs = [soundfile.read(p, dtype="float32")[0] for p in paths]
     kwargs = {"beam_size": 2, "ctc_weight": 0.3, "nbest": 1}
-    hyps = decode(load_speech2text(adapted / "config.yaml", adapted / "valid.acc.ave.pth", **kwargs), wavs)
+    trained = load_speech2text(adapted / "config.yaml", adapted / "valid.acc.ave.pth", **kwargs)
+    hyps = decode(trained, wavs)
+    base = load_speech2text(exp["base"] / "config.yaml", exp["pretrained"], **kwargs)
+    differs = [((a - b).abs().max() / b.abs().max()).item()
+               for a, b in zip(encoder_outputs(trained.asr_model, wavs), encoder_outputs(base.asr_model, wavs))]
+    assert min(differs) > 1e-3  # the adapter changed the model: agreement below means something
 
     adapter = tmp_path / "adapter.safetensors"
     assert cli(["export_adapter", "--config", str(adapted / "config.yaml"), "--model_file",
                 str(adapted / "valid.acc.ave.pth"), "--out", str(adapter)]) == 0
     assert adapter.stat().st_size < 0.2 * (adapted / "valid.acc.ave.pth").stat().st_size
     from_file = load_speech2text(exp["base"] / "config.yaml", exp["pretrained"], adapter, **kwargs)
+    assert_same_model(from_file.asr_model, trained.asr_model, wavs)
     assert decode(from_file, wavs) == hyps
 
     merged = tmp_path / "merged"
@@ -176,24 +200,18 @@ def test_decoding_adapter_file_and_merged_export_agree(exp, adapted, tmp_path):
 import sys, json, soundfile, torch
 from espnet2.bin.asr_inference import Speech2Text
 s2t = Speech2Text({str(merged / 'config.yaml')!r}, {str(merged / 'model.pth')!r}, beam_size=2, ctc_weight=0.3, nbest=1)
-wavs = [soundfile.read(p, dtype="float32")[0] for p in {[str(p) for p in sorted((exp['data'] / 'wav').glob('*.wav'))[:3]]!r}]
+wavs = [soundfile.read(p, dtype="float32")[0] for p in {paths!r}]
 assert not any(m.startswith("espnet_ssvd") for m in sys.modules), "plugin was imported"
+with torch.no_grad():
+    enc = [s2t.asr_model.encode(torch.tensor(w)[None], torch.tensor([len(w)]))[0] for w in wavs]
+torch.save(enc, {str(tmp_path / 'merged_enc.pt')!r})
 print(json.dumps([s2t(w)[0][0] for w in wavs]))
 """
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert json.loads(run.stdout.strip().splitlines()[-1]) == hyps
-
-    s2t = load_speech2text(adapted / "config.yaml", adapted / "valid.acc.ave.pth", **kwargs)
-    merged_state = torch.load(merged / "model.pth", map_location="cpu")
-    adapted_model = s2t.asr_model
-    with torch.no_grad():
-        x = torch.tensor(wavs[0])[None]
-        lens = torch.tensor([x.shape[1]])
-        from espnet2.bin.asr_inference import Speech2Text
-        plain = Speech2Text(str(merged / "config.yaml"), str(merged / "model.pth")).asr_model
-        assert set(plain.state_dict()) == set(merged_state)
-        torch.testing.assert_close(plain.encode(x, lens)[0], adapted_model.encode(x, lens)[0], rtol=1e-4, atol=1e-5)
+    for got, want in zip(torch.load(tmp_path / "merged_enc.pt"), encoder_outputs(trained.asr_model, wavs)):
+        assert ((got - want).abs().max() / want.abs().max()).item() < 1e-5
 
 
 def test_inference_bin_with_adapter_file(exp, adapted, tmp_path):
@@ -212,6 +230,11 @@ def test_inference_bin_with_adapter_file(exp, adapted, tmp_path):
                     "--beam_size", "2", "--batch_size", "1"] + extra)
     assert (tmp_path / "with_file" / "1best_recog" / "text").read_text() == \
         (tmp_path / "adapted" / "1best_recog" / "text").read_text()
+    scores = [dict(line.split(maxsplit=1) for line in (tmp_path / name / "1best_recog" / "score").read_text().splitlines())
+              for name in ("with_file", "adapted")]
+    assert scores[0].keys() == scores[1].keys()
+    for utt, score in scores[0].items():  # the beam-search scores, not only the strings, agree
+        assert abs(float(score.strip("tensor()")) - float(scores[1][utt].strip("tensor()"))) < 1e-3
 
 
 def test_adapter_file_for_another_base_model_is_refused(exp, adapted, tmp_path):
@@ -220,7 +243,7 @@ def test_adapter_file_for_another_base_model_is_refused(exp, adapted, tmp_path):
     fingerprint = conf.pop("base_fingerprint")
     path = save_adapter(model, tmp_path / "a.safetensors", "ssvd_outer", conf, fingerprint)
     other, _ = build(exp)  # same architecture, different (random) weights
-    with pytest.raises(AdapterError, match=rf"fingerprint {fingerprint}, but this model's layers have fingerprint [0-9a-f]{{16}}"):
+    with pytest.raises(AdapterError, match=rf"fingerprint {fingerprint}, but this model has fingerprint [0-9a-f]{{16}}"):
         load_adapter(other, path)
 
 
@@ -294,3 +317,118 @@ def test_owsm_base_preset_has_the_published_size(tmp_path):
     args = S2TTask.get_parser().parse_args(["--config", str(config)])
     n = sum(p.numel() for p in S2TTask.build_model(args).parameters())
     assert 0.9e8 < n < 1.12e8, n  # published: 101M
+
+
+# ---------------------------------------------------------------------------- loading is verified
+
+
+def test_the_base_checkpoint_with_an_adapted_config_is_refused(exp, adapted, tmp_path):
+    from espnet2.tasks.asr import ASRTask
+
+    from espnet_ssvd.__main__ import main as cli
+    from espnet_ssvd.tasks import register_plugin
+
+    register_plugin()
+    message = r"the checkpoint holds no adapter: it has decoder\..*\.weight.* It is the un-adapted base model"
+    for task in (AdapterASRTask, ASRTask):  # the plugin's task and stock ESPnet's (Speech2Text's path)
+        with pytest.raises(AdapterError, match=message):
+            task.build_model_from_file(adapted / "config.yaml", exp["pretrained"])
+    with pytest.raises(AdapterError, match=message):
+        load_speech2text(adapted / "config.yaml", exp["pretrained"])
+    assert cli(["export_adapter", "--config", str(adapted / "config.yaml"), "--model_file", str(exp["pretrained"]),
+                "--out", str(tmp_path / "a.safetensors")]) == 2
+    assert not (tmp_path / "a.safetensors").exists()
+
+
+def test_a_required_grad_only_checkpoint_is_refused(exp):
+    out = exp["root"] / "grad_only"
+    train_main(adapt_args(exp, out, "ssvd", ADAPTER_CONFS["ssvd"], "--max_epoch", "1",
+                          "--save_strategy", "required_grad_only"))
+    with pytest.raises(AdapterError, match=r"holds the trained parameters but not the frozen ones .*"
+                                           r"save_strategy: required_grad_only"):
+        AdapterASRTask.build_model_from_file(out / "config.yaml", out / "1epoch.pth")
+
+
+def test_a_trained_model_is_rebuilt_without_any_svd(exp, adapted, monkeypatch):
+    from espnet_ssvd.adapters import svd as svd_module
+
+    reference, _ = AdapterASRTask.build_model_from_file(adapted / "config.yaml", adapted / "valid.acc.ave.pth")
+
+    def no_svd(*args, **kwargs):
+        raise AssertionError("an SVD was computed while rebuilding a trained model")
+
+    monkeypatch.setattr(svd_module, "top_svd", no_svd)
+    model, _ = AdapterASRTask.build_model_from_file(adapted / "config.yaml", adapted / "valid.acc.ave.pth")
+    wavs = [soundfile.read(p, dtype="float32")[0] for p in sorted((exp["data"] / "wav").glob("*.wav"))[:2]]
+    assert_same_model(model.eval(), reference.eval(), wavs, rtol=1e-7)
+    # Built from the config alone, the adapter has no basis and says so instead of running as identity.
+    bare, _ = AdapterASRTask.build_model_from_file(adapted / "config.yaml", None)
+    with pytest.raises(AdapterError, match="built from a config without its SVD basis"):
+        encoder_outputs(bare.eval(), wavs)
+
+
+def test_the_fingerprint_is_recomputed_not_inherited_from_a_reused_config(exp, tmp_path):
+    from espnet_ssvd.checkpoint import base_fingerprint
+
+    conf = {**ADAPTER_CONFS["ssvd"], "base_fingerprint": "0123456789abcdef"}  # from another run's config.yaml
+    model, args = build(exp, "--init_param", str(exp["pretrained"]), "--use_adapter", "true", "--adapter", "ssvd",
+                        "--adapter_conf", json.dumps(conf))
+    base, _ = build(exp)
+    base.load_state_dict(torch.load(exp["pretrained"], map_location="cpu"))
+    assert args.adapter_conf["base_fingerprint"] == base_fingerprint(base) != "0123456789abcdef"
+
+
+def test_speech2text_in_bfloat16_from_the_base_model_and_an_adapter_file(exp, adapted, tmp_path):
+    model, targs = AdapterASRTask.build_model_from_file(adapted / "config.yaml", adapted / "valid.acc.ave.pth")
+    conf = dict(targs.adapter_conf)
+    adapter = save_adapter(model, tmp_path / "a.safetensors", "ssvd_outer", conf, conf.pop("base_fingerprint"))
+    s2t = load_speech2text(exp["base"] / "config.yaml", exp["pretrained"], adapter, dtype="bfloat16", beam_size=2,
+                           ctc_weight=0.3)
+    rng = np.random.default_rng(0)
+    clip = (0.1 * np.sin(2 * np.pi * 220 * np.arange(32000) / 16000) + 0.01 * rng.standard_normal(32000))
+    clip = clip.astype(np.float32)  # 2 s
+    assert isinstance(s2t(clip)[0][0], str)
+    layer = next(m for m in s2t.asr_model.modules() if hasattr(m, "core"))
+    assert layer.delta.dtype == torch.bfloat16 and layer.U.dtype == torch.float32
+    with torch.no_grad():
+        x, lens = torch.tensor(clip)[None], torch.tensor([len(clip)])
+        got = s2t.asr_model.encode(x.to(torch.bfloat16), lens)[0].float()
+        want = model.eval().encode(x, lens)[0]
+    assert ((got - want).abs().max() / want.abs().max()).item() < 0.1
+
+
+KILLED_TRAINING = """
+import os, signal, sys
+import torch
+from espnet_ssvd.bin.asr_train import AdapterASRTask, main
+
+build = AdapterASRTask.build_model.__func__
+steps = []
+
+def build_model(cls, args):
+    model = build(cls, args)
+    def count(module, inputs):
+        if module.training:
+            steps.append(1)
+            if len(steps) == 4:  # the second batch of epoch 2: epoch 1 is checkpointed, epoch 2 half done
+                os.kill(os.getpid(), signal.SIGKILL)
+    model.register_forward_pre_hook(count)
+    return model
+
+AdapterASRTask.build_model = classmethod(build_model)
+main(sys.argv[1:])
+"""
+
+
+def test_a_training_killed_mid_epoch_resumes_to_the_same_adapter(exp, adapted, tmp_path):
+    out = tmp_path / "killed"
+    args = adapt_args(exp, out, "ssvd_outer", ADAPTER_CONFS["ssvd_outer"], "--resume", "true", "--max_epoch", "2")
+    run = subprocess.run([sys.executable, "-c", KILLED_TRAINING, *args], capture_output=True, text=True)
+    assert run.returncode == -9, run.stderr[-3000:]
+    assert (out / "1epoch.pth").exists() and not (out / "2epoch.pth").exists()
+    train_main(args)  # the same command again
+    resumed = torch.load(out / "2epoch.pth", map_location="cpu")
+    straight = torch.load(adapted / "2epoch.pth", map_location="cpu")
+    assert resumed.keys() == straight.keys()
+    for name in straight:
+        torch.testing.assert_close(resumed[name], straight[name], rtol=1e-4, atol=1e-6)
