@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv bench clean
+.PHONY: test test-fast demo venv bench clean
 
 define find_python
 for c in python3.12 python3.13 python3.14 python3; do \
@@ -31,6 +31,10 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# Everything but the end-to-end recipe runs (marked slow), for a quick check while editing.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
 
 # The main job: the embedded synth_shift benchmark with its default settings (about an hour on 2 cores).
 demo: $(STAMP)

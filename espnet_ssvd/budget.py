@@ -88,6 +88,11 @@ def spread(n: int, total: int) -> tuple[int, ...]:
     return tuple(round(i * (total - 1) / (n - 1)) for i in range(n))
 
 
+def size_options(knob: str | None) -> tuple[str, ...]:
+    """The options the matcher sets: its knob, and rotation_ratio, which sizes SSVD layers in the knob's place."""
+    return (knob, "rotation_ratio") if knob else ()
+
+
 def match_budget(
     method: str,
     shapes: list[tuple[int, int]],
@@ -102,7 +107,7 @@ def match_budget(
         sized = ", ".join(n for n, m in ADAPTERS.items() if m.budget_knob)
         raise AdapterError(f"adapter {method!r} has no size knob to match a budget with; choose one of {sized}")
     knob = spec.budget_knob
-    base = {k: v for k, v in (conf or {}).items() if k not in (knob, "rotation_ratio")}
+    base = {k: v for k, v in (conf or {}).items() if k not in size_options(knob)}
     rank = min(min(s) for s in shapes)
     high = min(rank, base.get("p", rank)) if method == "spectral_lora" else rank
 

@@ -9,8 +9,11 @@ The source model is either trained in stage 3 (ASR task, ``--source_config``) or
 model given by ``--model`` (an espnet_model_zoo name such as ``owsm_v3.1_ebf_base`` or a packed
 .zip): then its task (S2T for OWSM), token list and BPE model are used throughout.
 
-Each stage skips work whose outputs exist (a ``.done`` marker per job), so re-running a recipe
-resumes where it stopped; ESPnet's ``--resume true`` continues an interrupted training.
+``check`` validates the options (methods, their YAMLs, budgets): every stage runs it first, and
+adapt.sh before stage 1, so a typo fails before any work. Each stage skips work whose outputs
+exist (a ``.done`` marker per job; files are written under a temporary name and renamed), so
+re-running a recipe resumes where it stopped; ESPnet's ``--resume true`` continues an
+interrupted training.
 """
 
 import argparse
@@ -32,8 +35,10 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from .adapters import AdapterError, match_targets
-from .budget import layer_shapes, match_budget, parse_budget
+from .adapter_conf import split_adapter_conf
+from .adapters import ADAPTERS, AdapterError, get_method, match_targets
+from .budget import layer_shapes, match_budget, parse_budget, size_options
+from .fileio import atomic_path, atomic_write_text
 from .pretrained import ARCHITECTURE_KEYS
 
 
@@ -99,14 +104,14 @@ def fetch_pretrained(args: argparse.Namespace) -> None:
     exp.mkdir(parents=True, exist_ok=True)
     token_list = config["token_list"]
     if isinstance(token_list, list):  # the zoo's configs carry the token list inline
-        (exp / "tokens.txt").write_text("\n".join(token_list) + "\n")
+        atomic_write_text(exp / "tokens.txt", "\n".join(token_list) + "\n")
         config["token_list"] = str((exp / "tokens.txt").resolve())
-    (exp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    atomic_write_text(exp / "config.yaml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     link = exp / "pretrained.pth"
     link.unlink(missing_ok=True)
     link.symlink_to(Path(info[f"{task}_model_file"]).resolve())
-    (exp / "task").write_text(task + "\n")
-    (exp / "pretrained_name").write_text(args.model + "\n")
+    atomic_write_text(exp / "task", task + "\n")
+    atomic_write_text(exp / "pretrained_name", args.model + "\n")
     (exp / ".done").touch()
 
 
@@ -137,19 +142,19 @@ def tokens(args: argparse.Namespace) -> None:
 def train_bpe(token_dir: Path, text: Path, bpe_size: int) -> None:
     import sentencepiece as spm
 
-    model = token_dir / "bpe.model"
-    if model.exists():
+    model, token_list = token_dir / "bpe.model", token_dir / "tokens.txt"
+    if token_list.exists():  # written last: a BPE training killed half-way is redone
         return
     token_dir.mkdir(parents=True, exist_ok=True)
     texts = [line.split(maxsplit=1)[1] for line in text.read_text().splitlines() if len(line.split(maxsplit=1)) == 2]
-    (token_dir / "train.txt").write_text("\n".join(texts) + "\n")
+    atomic_write_text(token_dir / "train.txt", "\n".join(texts) + "\n")
     log(f"training BPE ({bpe_size} units) on {len(texts)} sentences")
     spm.SentencePieceTrainer.train(input=str(token_dir / "train.txt"), model_prefix=str(token_dir / "bpe"),
                                    vocab_size=bpe_size, model_type="bpe", character_coverage=1.0,
                                    input_sentence_size=100_000_000, minloglevel=2)
     sp = spm.SentencePieceProcessor(model_file=str(model))
     pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if sp.id_to_piece(i) not in ("<unk>", "<s>", "</s>")]
-    (token_dir / "tokens.txt").write_text("\n".join(["<blank>", "<unk>", *pieces, "<sos/eos>"]) + "\n")
+    atomic_write_text(token_list, "\n".join(["<blank>", "<unk>", *pieces, "<sos/eos>"]) + "\n")
 
 
 def dump_dir(args: argparse.Namespace, name: str) -> Path:
@@ -174,7 +179,8 @@ def run_pipe(entry: str, out: Path) -> None:
     proc = subprocess.run(entry.rstrip()[:-1], shell=True, capture_output=True, check=False)
     if proc.returncode != 0 or not proc.stdout:
         raise SystemExit(f"audio command failed ({proc.returncode}): {entry}\n{proc.stderr.decode(errors='replace')}")
-    out.write_bytes(proc.stdout)
+    with atomic_path(out) as tmp:  # a rerun keeps every wav that exists
+        tmp.write_bytes(proc.stdout)
 
 
 def prepare_dir(d: Path, dump: Path, src: Source, lang_sym: str, nj: int) -> None:
@@ -195,19 +201,19 @@ def prepare_dir(d: Path, dump: Path, src: Source, lang_sym: str, nj: int) -> Non
         with ThreadPoolExecutor(max(1, nj)) as pool:
             list(tqdm(pool.map(lambda job: run_pipe(*job), todo), total=len(todo), desc=f"format {d.name}", leave=False))
         wavs = {u: str(targets.get(u, e)) for u, e in wavs.items()}
-        (dump / "wav.scp").write_text("".join(f"{u} {w}\n" for u, w in sorted(wavs.items())))
+        atomic_write_text(dump / "wav.scp", "".join(f"{u} {w}\n" for u, w in sorted(wavs.items())))
     sp = spm.SentencePieceProcessor(model_file=str(src.bpemodel))
     texts = read_kaldi(d / "text")
-    (d / "speech_shape").write_text("".join(f"{u} {soundfile.info(w).frames}\n" for u, w in sorted(wavs.items())))
+    atomic_write_text(d / "speech_shape", "".join(f"{u} {soundfile.info(w).frames}\n" for u, w in sorted(wavs.items())))
     if src.task == "s2t":
         # OWSM's format: language, task and no-timestamp symbols before the transcript; no previous text.
         prompt = f"{lang_sym}<asr><notimestamps> "
-        (d / "text.s2t").write_text("".join(f"{u} {prompt}{t}\n" for u, t in texts.items()))
-        (d / "text_prev").write_text("".join(f"{u} <na>\n" for u in texts))
-        (d / "text_ctc").write_text("".join(f"{u} {t}\n" for u, t in texts.items()))
+        atomic_write_text(d / "text.s2t", "".join(f"{u} {prompt}{t}\n" for u, t in texts.items()))
+        atomic_write_text(d / "text_prev", "".join(f"{u} <na>\n" for u in texts))
+        atomic_write_text(d / "text_ctc", "".join(f"{u} {t}\n" for u, t in texts.items()))
         texts = {u: prompt + t for u, t in texts.items()}
-    (d / "text_shape.bpe").write_text("".join(f"{u} {max(1, len(sp.encode(t)))}\n" for u, t in texts.items()))
-    (d / ".prepared").write_text(f"{src.task} {src.bpemodel}\n")
+    atomic_write_text(d / "text_shape.bpe", "".join(f"{u} {max(1, len(sp.encode(t)))}\n" for u, t in texts.items()))
+    atomic_write_text(d / ".prepared", f"{src.task} {src.bpemodel}\n")
 
 
 def data_args(args: argparse.Namespace, task: str, train: str, valid: str) -> list[str]:
@@ -252,7 +258,7 @@ def source(args: argparse.Namespace) -> None:
     # A training extended to more epochs (.done removed, max_epoch raised) resumes: count its earlier time too.
     earlier = float((exp / "train_time").read_text()) if (exp / "train_time").exists() else 0.0
     train("asr", cmd, exp / "train.log")
-    (exp / "train_time").write_text(f"{earlier + time.time() - start:.1f}\n")
+    atomic_write_text(exp / "train_time", f"{earlier + time.time() - start:.1f}\n")
     (exp / ".done").touch()
 
 
@@ -371,8 +377,8 @@ def decode_sets(args: argparse.Namespace, jobs: list[tuple[Path, str]]) -> None:
             results = list(pool.map(decode_shard, *zip(*work)))
             texts = {u: t for shard, result in zip(shards, results) for u, t in zip(shard, result)}
             out.mkdir(parents=True, exist_ok=True)
-            (out / "text").write_text("".join(f"{u} {t}\n" for u, t in sorted(texts.items())))
-            (out / "decode_time").write_text(f"{time.time() - start:.1f}\n")
+            atomic_write_text(out / "text", "".join(f"{u} {t}\n" for u, t in sorted(texts.items())))
+            atomic_write_text(out / "decode_time", f"{time.time() - start:.1f}\n")
             score(Path(args.data) / name / "text", out / "text", out / "wer.json")
             (out / ".done").touch()
 
@@ -397,7 +403,7 @@ def score(ref_file: Path, hyp_file: Path, out: Path) -> dict:
         errors.append(m.substitutions + m.deletions + m.insertions if m else max(len(ref.split()), len(hyp.split())))
         lengths.append(len(ref.split()))
     result = wer_summary(errors, lengths)
-    out.write_text(json.dumps(result, indent=1))
+    atomic_write_text(out, json.dumps(result, indent=1))
     return result
 
 
@@ -440,6 +446,78 @@ def zeroshot(args: argparse.Namespace) -> None:
     decode_sets(args, [(Path(args.exp) / "source", n) for n in names])
 
 
+# ----------------------------------------------------------------------------- options, checked before any work
+
+# adapter_conf keys of the plugin that an adapt_<method>.yaml must leave alone, and why.
+RECIPE_SET = {
+    "target_modules": "--targets picks the layers",
+    "base_fingerprint": "the plugin records it from the loaded weights",
+    "trainable_params": "it would train more than the matched budget",
+}
+
+
+def method_yaml(args: argparse.Namespace, method: str) -> dict:
+    """The training options of ``method``: ``adapt_<method>.yaml`` in --adapt_config_dir."""
+    return yaml.safe_load(Path(args.adapt_config_dir, f"adapt_{method}.yaml").read_text()) or {}
+
+
+def outer_fractions(args: argparse.Namespace) -> list[float]:
+    try:
+        return [float(f) for f in args.outer_fractions.split()]
+    except ValueError:
+        raise AdapterError(f"cannot read --outer_fractions {args.outer_fractions!r}: give numbers in [0, 1], "
+                           "e.g. '0 0.25 0.5'") from None
+
+
+def matched_confs(args: argparse.Namespace, method: str) -> list[tuple[float | None, dict]]:
+    """(outer fraction, options the budget matcher sizes) of each run of ``method``: the method
+    options of its YAML's adapter_conf, for ssvd_outer once per --outer_fractions."""
+    conf = split_adapter_conf(method_yaml(args, method).get("adapter_conf"))[0]
+    if method != "ssvd_outer":
+        return [(None, conf)]
+    return [(f, {**conf, "outer_fraction": f}) for f in outer_fractions(args)]
+
+
+def check(args: argparse.Namespace) -> None:
+    """Refuse what would fail, or drop out as a "budget out of reach" row, hours into a run:
+    unreadable budgets or outer fractions, unknown methods, methods without a size knob for the
+    budget matcher (full needs none) or without an adapt_<method>.yaml, and YAML adapter options
+    that are invalid or that the recipe sets itself."""
+    for budget in args.budgets.split():
+        parse_budget(budget, 100)
+    outer_fractions(args)
+    config_dir = Path(args.adapt_config_dir)
+    have = {p.name.removeprefix("adapt_").removesuffix(".yaml") for p in config_dir.glob("adapt_*.yaml")}
+    methods, problems = args.methods.split(), []
+    for method in methods:
+        try:
+            spec = get_method(method)
+        except AdapterError:
+            problems.append(f"unknown method {method!r}")
+            continue
+        if spec.budget_knob is None and method != "full":
+            problems.append(f"{method!r} has no size knob for the budget matcher")
+        elif method not in have:
+            problems.append(f"{method!r} has no {config_dir / f'adapt_{method}.yaml'}")
+    if problems or not methods:
+        available = [m for m, spec in ADAPTERS.items() if (spec.budget_knob or m == "full") and m in have]
+        raise AdapterError(f"--methods {args.methods!r}: {'; '.join(problems) or 'no method given'}. "
+                           f"Available: {' '.join(available)} (a method needs a size knob, full needs none, "
+                           f"and an adapt_<method>.yaml in {config_dir})")
+    for method in methods:
+        spec, path = ADAPTERS[method], config_dir / f"adapt_{method}.yaml"
+        recipe_set = {**RECIPE_SET, **{k: "the budget matcher sets the size" for k in size_options(spec.budget_knob)}}
+        adapter_conf = method_yaml(args, method).get("adapter_conf") or {}
+        fixed = [f"{k} ({recipe_set[k]})" for k in adapter_conf if k in recipe_set]
+        if fixed:
+            raise AdapterError(f"{path}: remove {', '.join(fixed)} from adapter_conf")
+        for _, conf in matched_confs(args, method):
+            try:
+                spec.make_config({**conf, **({spec.budget_knob: 1} if spec.budget_knob else {})})
+            except AdapterError as err:
+                raise AdapterError(f"{path}: adapter_conf: {err}") from None
+
+
 # ----------------------------------------------------------------------------- stage 5: adaptation
 
 
@@ -472,15 +550,14 @@ def plan(args: argparse.Namespace) -> list[Experiment]:
     model, _ = task_class(src.task).build_model_from_file(src.config, None, "cpu")
     total = sum(p.numel() for p in model.parameters())
     methods = args.methods.split()
-    fractions = [float(f) for f in args.outer_fractions.split()]
+    confs = {m: matched_confs(args, m) for m in methods if m != "full"}
     experiments, infeasible = [], []
     names = match_targets(model, args.targets.split())
     shapes = layer_shapes(model, names)
     for budget in args.budgets.split():
         count = parse_budget(budget, total)
-        for method in (m for m in methods if m != "full"):
-            for fraction in fractions if method == "ssvd_outer" else [None]:
-                conf = {} if fraction is None else {"outer_fraction": fraction}
+        for method, runs in confs.items():
+            for fraction, conf in runs:
                 try:
                     row = match_budget(method, shapes, count, conf, args.budget_tolerance)
                 except AdapterError as err:
@@ -492,7 +569,7 @@ def plan(args: argparse.Namespace) -> list[Experiment]:
                 layers = None if row.layers is None else row.targets(names)
                 experiments += [Experiment(d, method, budget, fraction, row.settings, row.trainable, row.describe(),
                                            layers) for d in args.domains.split()]
-    (Path(args.exp) / "infeasible.json").write_text(json.dumps(infeasible, indent=1))
+    atomic_write_text(Path(args.exp) / "infeasible.json", json.dumps(infeasible, indent=1))
     if "full" in methods:
         experiments += [Experiment(d, "full", "", None, {}, total) for d in args.domains.split()]
     return experiments
@@ -503,7 +580,7 @@ def adapt(args: argparse.Namespace) -> None:
     (measured 1.5x faster on 2 cores than one at a time on both: small models leave a core idle)."""
     exps = plan(args)
     Path(args.exp).mkdir(parents=True, exist_ok=True)
-    (Path(args.exp) / "plan.json").write_text(json.dumps([{**asdict(e), "name": e.name} for e in exps], indent=1))
+    atomic_write_text(Path(args.exp) / "plan.json", json.dumps([{**asdict(e), "name": e.name} for e in exps], indent=1))
     src = source_model(args)
     pretrained = model_file(Path(args.exp) / "source")
     source_conf = yaml.safe_load(src.config.read_text())
@@ -517,16 +594,19 @@ def adapt(args: argparse.Namespace) -> None:
         # The model is the source model: its architecture options, then this method's training options.
         # model_conf: the method's YAML may change the loss weights; the model's own symbols stay.
         conf = {k: v for k, v in source_conf.items() if k in ARCHITECTURE_KEYS}
-        method_conf = yaml.safe_load(Path(args.adapt_config_dir, f"adapt_{e.method}.yaml").read_text())
+        method_conf = method_yaml(args, e.method)
         model_conf = {**source_conf.get("model_conf", {}), **method_conf.pop("model_conf", {})}
+        # The method options are e.settings: the YAML's adapter_conf sized by the budget matcher,
+        # so what is trained is what plan counted and RESULTS.md shows.
+        method_conf.pop("adapter_conf", None)
         conf.update(method_conf, model_conf=model_conf)
-        adapter_conf = {**conf.pop("adapter_conf", {}), **e.settings}
+        adapter_conf = dict(e.settings)
         if e.method != "full":
             adapter_conf["target_modules"] = e.layers or args.targets.split()
         conf.update(use_adapter=True, adapter=e.method, adapter_conf=adapter_conf)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "adapt.yaml").write_text(yaml.safe_dump(conf, sort_keys=False))
-        (out / "experiment.json").write_text(json.dumps({**asdict(e), "name": e.name}, indent=1))
+        atomic_write_text(out / "adapt.yaml", yaml.safe_dump(conf, sort_keys=False))
+        atomic_write_text(out / "experiment.json", json.dumps({**asdict(e), "name": e.name}, indent=1))
         cmd = ["--config", str(out / "adapt.yaml"),
                "--output_dir", str(out), "--init_param", str(pretrained), "--ngpu", str(args.ngpu), "--resume", "true",
                *token_args(src), *data_args(args, src.task, set_name(args.adapt_set, e.domain),
@@ -542,7 +622,7 @@ def adapt(args: argparse.Namespace) -> None:
 def train_experiment(task: str, cmd: list[str], out: Path) -> None:
     start = time.time()
     train(task, cmd, out / "train.log")
-    (out / "train_time").write_text(f"{time.time() - start:.1f}\n")
+    atomic_write_text(out / "train_time", f"{time.time() - start:.1f}\n")
     (out / ".done").touch()
 
 
@@ -568,9 +648,10 @@ STAGES = {"tokens": tokens, "source": source, "zeroshot": zeroshot, "adapt": ada
           "report": report}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m espnet_ssvd.recipe", description=__doc__)
-    parser.add_argument("stage", choices=list(STAGES))
+    parser.add_argument("stage", choices=["check", *STAGES],
+                        help="check: only validate the options, which every stage does before it starts")
     parser.add_argument("--data", default="data")
     parser.add_argument("--exp", default="exp")
     parser.add_argument("--token_dir", default="data/token_list/bpe")
@@ -601,15 +682,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default="RESULTS.md")
     args = parser.parse_args(argv)
     args.device = args.device or ("cuda" if args.ngpu > 0 else "cpu")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     # ESPnet's own basicConfig would send every training's INFO log to the console; the
     # recipe sends it to each experiment's train.log instead.
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING)
     logging.basicConfig(level=logging.WARNING, handlers=[console])
     try:
-        for budget in args.budgets.split():
-            parse_budget(budget, 100)  # a typo fails before hours of work
-        STAGES[args.stage](args)
+        check(args)
+        if args.stage != "check":
+            STAGES[args.stage](args)
     except AdapterError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .budget import DEFAULT_METHODS  # noqa: E402
+from .fileio import atomic_path, atomic_write_text  # noqa: E402
 
 
 def read_wer(exp: Path, name: str) -> dict | None:
@@ -91,7 +92,7 @@ def write_report(exp_root: Path, domains: dict[str, list[str]], source_set: str,
     if skipped:
         lines += ["## Not run: budget out of reach", ""]
         lines += [f"- {s['method']} at {s['budget']}: {s['why']}" for s in skipped] + [""]
-    results.write_text("\n".join(lines) + "\n")
+    atomic_write_text(results, "\n".join(lines) + "\n")
     print(f"wrote {results}")
 
 
@@ -113,7 +114,8 @@ def plot_domain(domain: str, points, zero, base_src, out_dir: Path) -> list[Path
     ax.legend(fontsize=7)
     tradeoff = out_dir / f"tradeoff_{domain}.png"
     fig.tight_layout()
-    fig.savefig(tradeoff, dpi=120)
+    with atomic_path(tradeoff) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -131,6 +133,7 @@ def plot_domain(domain: str, points, zero, base_src, out_dir: Path) -> list[Path
     ax.legend(fontsize=7)
     budget_plot = out_dir / f"budget_{domain}.png"
     fig.tight_layout()
-    fig.savefig(budget_plot, dpi=120)
+    with atomic_path(budget_plot) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return [tradeoff, budget_plot]

@@ -5,9 +5,13 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import yaml
 
 from espnet_data import make_experiment, train_args
+
+# Each test starts fresh interpreters that import ESPnet (half a minute apiece): `make test` only.
+pytestmark = pytest.mark.slow
 
 DDP_SCRIPT = textwrap.dedent("""
     import os, sys, torch, torch.distributed as dist, torch.multiprocessing as mp

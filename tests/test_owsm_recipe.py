@@ -18,6 +18,8 @@ import yaml
 
 from espnet_data import TINY_CONFIG, WORDS, make_experiment, s2t_data_args
 
+pytestmark = pytest.mark.slow  # whole recipe runs: `make test-fast` leaves them out
+
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["ssvd_outer", "lora"]
 TIMES = [f"<{i / 50:.2f}>" for i in range(101)]  # 0.00 .. 2.00 s, OWSM's 20 ms resolution

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # whole recipe runs: `make test-fast` leaves them out
+
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["lora", "dora", "pissa", "ssvd", "ssvd_outer", "full"]
 DOMAINS = ["child", "accent"]

@@ -63,6 +63,8 @@ common=(--data "${data}" --exp "${exp}" --token_dir "${data}/token_list/bpe${bpe
         ${pretrained_cachedir:+--pretrained_cachedir "${pretrained_cachedir}"})
 recipe() { ${python} -m espnet_ssvd.recipe "$1" "${common[@]}"; }
 log() { echo "[adapt.sh] $(date '+%H:%M:%S') $*"; }
+# Before any work: an unknown method, a missing adapt_<method>.yaml or a bad budget stops the run here.
+recipe check
 mkdir -p "${exp}"
 
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
