@@ -1,8 +1,8 @@
-"""Training cost of one adapted nn.Linear on CPU: forward+backward time and memory, side by side.
+"""Training cost of one adapted nn.Linear: forward+backward time and memory, side by side.
 
-For a 1024->1024 and a 1024->4096 layer and a batch of 8 utterances x 1500 frames (float32;
-``--frames`` changes the length),
-every variant runs the same step: y = layer(x), then backward of an upstream gradient
+For a 1024->1024 and a 1024->4096 layer (float32) at two batches of encoder frames (25 per
+second of speech, ESPnet's 4x-subsampled 10 ms frames): a small one, 2 x 4 s, and a realistic
+one, 4 x 5 s on CPU or 16 x 10 s with ``--device cuda``, every variant runs the same step: y = layer(x), then backward of an upstream gradient
 ``grad_out`` (equivalent to the loss (y * grad_out).sum(); a fixed random gradient keeps the
 output gradient dense and identical for all variants). The input requires grad in every
 variant, as for any layer above the first adapted one in a network, so the frozen reference
@@ -13,6 +13,13 @@ picks each method's knob): the frozen layer alone (reference); ``ssvd`` with for
 auto, lowrank and dense; ``ssvd_outer`` (outer_fraction 0.5); PEFT ``lora``, ``dora`` and
 ``pissa`` through the registry; and "dense-rebuild SSVD", the published code's evaluation
 (full U, s, V^T kept, W' = U diag(s') V'^T rebuilt on every forward), with ssvd's k.
+
+Each step is reported as a ratio to the frozen layer and to LoRA at the same budget, beside its
+FLOP floor: the frozen step plus the extra multiply-adds of the exact update on the cheaper of
+the layer's two evaluations (the adapter's own cost model; training counts the low-rank path 3x).
+Static memory (parameters + buffers) is given as a ratio to the frozen layer and to its analytic
+minimum: the frozen layer, the trainable parameters and, for SSVD / SSVD-O, the bases
+d_in x max(k_in, k_s) + d_out x k_out. ``--json FILE`` writes one object per row.
 
 Time: median (and min-max) over ``--repeats`` timed steps, after one untimed warm-up step per
 variant; the variants take turns within each repeat so slow drifts of the machine hit all of
@@ -39,6 +46,7 @@ whereas the transient part of the peak is released before the next layer runs.
 
 import argparse
 import copy
+import json
 import statistics
 import sys
 import time
@@ -51,11 +59,13 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from espnet_ssvd.adapters import ADAPTERS, attach_adapter
+from espnet_ssvd.adapters import ADAPTERS, AdaptedLinear, attach_adapter
 from espnet_ssvd.budget import match_budget
+from espnet_ssvd.fileio import atomic_write_text
 
 SHAPES = ((1024, 1024), (1024, 4096))  # (d_in, d_out)
-BATCH = 8
+FRAMES_PER_SECOND = 25
+BATCHES = {"cpu": {"small": (2, 4.0), "realistic": (4, 5.0)}, "cuda": {"small": (2, 4.0), "realistic": (16, 10.0)}}
 LORA_RANK = 32
 MB = 1e6
 
@@ -85,7 +95,7 @@ class DenseRebuildSSVD(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self.k
         upper = self.skew.new_zeros(k, k).index_put((self.triu[0], self.triu[1]), self.skew)
-        rotation = torch.eye(k) + 2 * (upper - upper.T)
+        rotation = torch.eye(k, device=upper.device) + 2 * (upper - upper.T)
         s = torch.cat([self.s[:k] + self.delta * torch.sigmoid(self.gate), self.s[k:]])
         vh = torch.cat([rotation @ self.Vh[:k], self.Vh[k:]])
         return F.linear(x, (self.U * s) @ vh, self.bias)
@@ -153,9 +163,44 @@ def tensor_bytes(module: nn.Module) -> int:
 
 class Variant(NamedTuple):
     label: str
+    method: str
     settings: str
     trainable: int
     module: nn.Module
+
+
+def extra_costs(module: nn.Module) -> tuple[int, int] | None:
+    """(multiply-adds per frame of the low-rank update, of the dense materialisation) of a variant;
+    None where no cost model is known (the published code's dense rebuild)."""
+    layer = next((m for m in module.modules() if isinstance(m, AdaptedLinear)), None)
+    if layer is not None:
+        return layer.costs()
+    lora = next((m for m in module.modules() if hasattr(m, "lora_A")), None)
+    if lora is not None:
+        r = lora.r["default"]
+        d_out, d_in = lora.get_base_layer().weight.shape
+        return r * (d_in + d_out), d_out * d_in * r
+    return (0, 0) if isinstance(module, nn.Linear) else None
+
+
+def flop_floor(module: nn.Module, frames: int, d_in: int, d_out: int) -> float | None:
+    """The step's multiply-adds over the frozen layer's (forward + dL/dx: 2 x frames x d_in x d_out)."""
+    costs = extra_costs(module)
+    if costs is None:
+        return None
+    per_frame, dense = costs
+    frozen = 2 * frames * d_in * d_out
+    return 1 + min(3 * frames * per_frame, 2 * dense + frames * d_in * d_out) / frozen
+
+
+def analytic_static(module: nn.Module, d_in: int, d_out: int) -> int | None:
+    """Bytes of the frozen layer, the trainable parameters and the bases SSVD needs (float32)."""
+    layer = next((m for m in module.modules() if isinstance(m, AdaptedLinear)), None)
+    if layer is None or not hasattr(layer, "V"):
+        return None
+    values = d_in * d_out + d_out + sum(p.numel() for p in module.parameters() if p.requires_grad)
+    values += d_in * layer.V.shape[1] + d_out * layer.U.shape[1] + layer.s.numel()
+    return 4 * values
 
 
 def build_variants(pretrained: nn.Linear) -> list[Variant]:
@@ -164,7 +209,7 @@ def build_variants(pretrained: nn.Linear) -> list[Variant]:
     lora = ADAPTERS["lora"]
     budget = lora.count([(d_out, d_in)], lora.make_config({"r": LORA_RANK}))
 
-    variants = [Variant("frozen", "-", 0, copy.deepcopy(pretrained).requires_grad_(False))]
+    variants = [Variant("frozen", "frozen", "-", 0, copy.deepcopy(pretrained).requires_grad_(False))]
     runs = [("ssvd", {"forward_mode": mode}) for mode in ("auto", "lowrank", "dense")]
     runs += [("ssvd_outer", {"outer_fraction": 0.5})] + [(name, {}) for name in ("lora", "dora", "pissa")]
     for method, extra in runs:
@@ -174,66 +219,91 @@ def build_variants(pretrained: nn.Linear) -> list[Variant]:
         label = f"{method} ({row.settings.get('forward_mode', 'auto')})" if method.startswith("ssvd") else method
         layer_settings = summary.layers[0].settings
         settings = ", ".join(f"{key}={layer_settings[key]}" for key in ("k_in", "k_out", "k_s", "r") if key in layer_settings)
-        variants.append(Variant(label, settings, summary.trainable, model))
+        variants.append(Variant(label, method, settings, summary.trainable, model))
 
     k = match_budget("ssvd", [(d_out, d_in)], budget).settings["k"]
     rebuild = DenseRebuildSSVD(pretrained, k)
-    variants.append(Variant("dense-rebuild SSVD", f"k={k}", sum(p.numel() for p in rebuild.parameters()), rebuild))
+    variants.append(Variant("dense-rebuild SSVD", "dense_rebuild_ssvd", f"k={k}",
+                            sum(p.numel() for p in rebuild.parameters()), rebuild))
     return variants
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per variant (median is reported)")
-    parser.add_argument("--frames", type=int, default=1500, help="frames per utterance (batch of 8)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--json", help="also write the rows here, one JSON object per row")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH} x {args.frames} frames, "
-          f"float32 CPU, median of {args.repeats} steps", file=sys.stderr)
+    device = torch.device(args.device)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 {args.device}, "
+          f"median of {args.repeats} steps", file=sys.stderr)
 
     torch.manual_seed(0)
     lines = [
-        "| layer (d_in x d_out) | method | settings | trainable params | fwd+bwd ms, median (min-max) | time x frozen "
-        "| footprint MB | extra MB | memory x frozen | saved for bwd MB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| layer (d_in x d_out) | batch | method | settings | trainable | fwd+bwd ms, median (min-max) | x frozen "
+        "| x LoRA | FLOP floor x frozen | static MB | static x frozen | static x minimum | peak x frozen "
+        "| saved for bwd MB |",
+        "|" + "---|" * 14,
     ]
+    rows = []
     for d_in, d_out in SHAPES:
         variants = build_variants(nn.Linear(d_in, d_out))
-        x = torch.randn(BATCH, args.frames, d_in, requires_grad=True)
-        grad_out = torch.randn(BATCH, args.frames, d_out)
-        with torch.no_grad():
-            reference = variants[0].module(x)
-
-        memory = []  # (footprint, saved for backward) per variant, from the warm-up step
-        for variant in variants:
-            module = variant.module
-            probe = MemoryProbe([*module.parameters(), *module.buffers()], [x, grad_out])
-            with probe:
-                y = fwd_bwd(module, x, grad_out)
-            # At init every adapter computes the pretrained layer's function.
-            torch.testing.assert_close(y.detach(), reference, rtol=1e-4, atol=1e-4, msg=f"{variant.label} differs")
-            memory.append((tensor_bytes(module) + probe.peak, sum(probe.saved.values())))
-            print(f"{d_in}x{d_out} {variant.label}: warm-up done", file=sys.stderr)
-            del y
-
-        times = [[] for _ in variants]
-        for rep in range(args.repeats):
-            for variant, variant_times in zip(variants, times):
-                start = time.perf_counter()
-                fwd_bwd(variant.module, x, grad_out)
-                variant_times.append(time.perf_counter() - start)
-            print(f"{d_in}x{d_out}: repeat {rep + 1}/{args.repeats} done", file=sys.stderr)
-
-        base_time = statistics.median(times[0])
-        base_memory = memory[0][0]
-        for variant, variant_times, (footprint, saved) in zip(variants, times, memory):
-            step = statistics.median(variant_times)
-            lines.append(
-                f"| {d_in}x{d_out} | {variant.label} | {variant.settings} | {variant.trainable:,} "
-                f"| {1e3 * step:.0f} ({1e3 * min(variant_times):.0f}-{1e3 * max(variant_times):.0f}) "
-                f"| {step / base_time:.2f} | {footprint / MB:.1f} | {(footprint - base_memory) / MB:+.1f} "
-                f"| {footprint / base_memory:.2f} | {saved / MB:.1f} |"
-            )
+        for v in variants:
+            v.module.to(device)
+        for batch_name, (utterances, seconds) in BATCHES[args.device].items():
+            frames = int(seconds * FRAMES_PER_SECOND)
+            x = torch.randn(utterances, frames, d_in, requires_grad=True, device=device)
+            grad_out = torch.randn(utterances, frames, d_out, device=device)
+            with torch.no_grad():
+                reference = variants[0].module(x)
+            memory = []  # (peak footprint, saved for backward) per variant, from the warm-up step
+            for variant in variants:
+                module = variant.module
+                probe = MemoryProbe([*module.parameters(), *module.buffers()], [x, grad_out])
+                with probe:
+                    y = fwd_bwd(module, x, grad_out)
+                # At init every adapter computes the pretrained layer's function.
+                torch.testing.assert_close(y.detach(), reference, rtol=1e-4, atol=1e-4, msg=f"{variant.label} differs")
+                memory.append((tensor_bytes(module) + probe.peak, sum(probe.saved.values())))
+                del y
+            times = [[] for _ in variants]
+            for rep in range(args.repeats):
+                for variant, variant_times in zip(variants, times):
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    start = time.perf_counter()
+                    fwd_bwd(variant.module, x, grad_out)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    variant_times.append(time.perf_counter() - start)
+            print(f"{d_in}x{d_out} {batch_name}: {args.repeats} repeats done", file=sys.stderr)
+            medians = [statistics.median(t) for t in times]
+            lora_time = medians[[v.method for v in variants].index("lora")]
+            base_static, base_peak = tensor_bytes(variants[0].module), memory[0][0]
+            for variant, variant_times, step, (footprint, saved) in zip(variants, times, medians, memory):
+                static = tensor_bytes(variant.module)
+                minimum = analytic_static(variant.module, d_in, d_out)
+                row = {"model": f"linear {d_in}x{d_out}", "method": variant.method, "variant": variant.label,
+                       "batch": f"{utterances} x {seconds:g} s", "frames": utterances * frames,
+                       "settings": variant.settings, "trainable": variant.trainable, "step_ms": 1e3 * step,
+                       "step_x_frozen": step / medians[0], "step_x_lora": step / lora_time,
+                       "floor_x_frozen": flop_floor(variant.module, utterances * frames, d_in, d_out),
+                       "static_mb": static / MB, "static_x_frozen": static / base_static,
+                       "static_x_minimum": None if minimum is None else static / minimum,
+                       "peak_x_frozen": footprint / base_peak, "saved_mb": saved / MB}
+                rows.append(row)
+                lines.append(
+                    f"| {d_in}x{d_out} | {row['batch']} | {variant.label} | {variant.settings} | {variant.trainable:,} "
+                    f"| {row['step_ms']:.1f} ({1e3 * min(variant_times):.1f}-{1e3 * max(variant_times):.1f}) "
+                    f"| {row['step_x_frozen']:.2f} | {row['step_x_lora']:.2f} "
+                    f"| {'-' if row['floor_x_frozen'] is None else format(row['floor_x_frozen'], '.2f')} "
+                    f"| {row['static_mb']:.1f} | {row['static_x_frozen']:.2f} "
+                    f"| {'-' if minimum is None else format(row['static_x_minimum'], '.3f')} "
+                    f"| {row['peak_x_frozen']:.2f} | {row['saved_mb']:.1f} |"
+                )
     print("\n".join(lines))
+    if args.json:
+        atomic_write_text(args.json, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from torch import nn
 
 from . import __version__
 from .adapter_conf import attach_from_conf
-from .adapters import AdapterError, FactoredDeltaLinear, adapter_layer_names
+from .adapters import AdapterError, AdaptedLinear, adapter_layer_names
 from .adapters.base import replace_module
 from .adapters.peft_methods import is_peft_layer, pissa_basis_record, restore_pissa_basis
 from .adapters.svd import SVDBasisLinear
@@ -167,7 +167,7 @@ def merge_adapters(model: nn.Module) -> nn.Module:
     """Fold every adapter into its base weight and put the plain nn.Linear back (in place)."""
     for name in adapter_layer_names(model):
         layer = model.get_submodule(name)
-        if isinstance(layer, FactoredDeltaLinear):
+        if isinstance(layer, AdaptedLinear):
             layer.merge()
             replace_module(model, name, layer.base_layer)
         elif is_peft_layer(layer):

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from espnet_ssvd import AdapterError, attach_adapter
-from espnet_ssvd.adapters import FactoredDeltaLinear, SSVDConfig
+from espnet_ssvd.adapters import AdaptedLinear, SSVDConfig
 from espnet_ssvd.adapters.rotation import SkewRotation
 from espnet_ssvd.adapters.ssvd import SSVDLinear
 
@@ -101,7 +101,7 @@ def test_unknown_rotation_map():
 
 
 def adapted_layers(model):
-    return [m for m in model.modules() if isinstance(m, FactoredDeltaLinear)]
+    return [m for m in model.modules() if isinstance(m, AdaptedLinear)]
 
 
 @pytest.mark.parametrize("method", ["ssvd", "ssvd_outer", "spectral_lora"])
@@ -144,9 +144,8 @@ def test_lowrank_and_dense_forward_agree(method):
 
 def test_auto_mode_picks_dense_for_many_frames_and_lowrank_for_few():
     layer = attach_and_get(nn.Linear(256, 256), {"k": 64})
-    _, C, _ = layer.factors()
-    assert layer.use_dense(12000, C, training=True)
-    assert not layer.use_dense(4, C, training=True)
+    assert layer.use_dense(12000, training=True)
+    assert not layer.use_dense(4, training=True)
 
 
 def attach_and_get(linear, conf, method="ssvd"):
@@ -168,10 +167,13 @@ def test_gradients_reach_only_adapter_parameters(method):
         assert not any(n.endswith(".weight") and "base_layer" in n for n in trainable)
 
 
-def test_ssvd_keeps_only_top_k_factors_and_no_integer_state():
+def test_ssvd_keeps_only_the_singular_vectors_each_side_needs_and_no_integer_state():
     layer = attach_and_get(nn.Linear(64, 40), {"k": 10})
-    assert layer.U.shape == (40, 10) and layer.V.shape == (64, 10) and layer.s.shape == (10,)
+    # SSVD rotates the input side only: V (d_in x k), no U at all.
+    assert layer.U.shape == (40, 0) and layer.V.shape == (64, 10) and layer.s.shape == (10,)
     assert all(t.is_floating_point() for t in layer.state_dict().values())
+    outer = attach_and_get(nn.Linear(64, 40), {"k_in": 6, "k_out": 4, "k_s": 8}, "ssvd_outer")
+    assert outer.U.shape == (40, 4) and outer.V.shape == (64, 8) and outer.s.shape == (8,)
 
 
 @pytest.mark.parametrize(
@@ -244,9 +246,11 @@ def test_down_proj_side_output_rotates_output_side_of_down_projections():
 def test_svd_is_computed_from_current_weights_in_float32_even_for_bfloat16():
     linear = nn.Linear(24, 24).to(torch.bfloat16)
     layer = attach_and_get(linear, {"k": 24})
-    assert layer.U.dtype == torch.float32
+    assert layer.V.dtype == torch.float32
     w = linear.weight.float()
-    assert torch.allclose((layer.U * layer.s) @ layer.V.T, w, atol=1e-5)
+    assert torch.allclose(layer.V.T @ layer.V, torch.eye(24), atol=1e-5)
+    assert torch.allclose(torch.linalg.norm(w @ layer.V, dim=0), layer.s, atol=1e-5)
+    assert torch.allclose((w @ layer.V) @ layer.V.T, w, atol=1e-5)
 
 
 def test_randomized_svd_reports_its_error():

@@ -388,8 +388,8 @@ def test_speech2text_in_bfloat16_from_the_base_model_and_an_adapter_file(exp, ad
     clip = (0.1 * np.sin(2 * np.pi * 220 * np.arange(32000) / 16000) + 0.01 * rng.standard_normal(32000))
     clip = clip.astype(np.float32)  # 2 s
     assert isinstance(s2t(clip)[0][0], str)
-    layer = next(m for m in s2t.asr_model.modules() if hasattr(m, "core"))
-    assert layer.delta.dtype == torch.bfloat16 and layer.U.dtype == torch.float32
+    layer = next(m for m in s2t.asr_model.modules() if hasattr(m, "delta"))
+    assert layer.delta.dtype == torch.bfloat16 and layer.V.dtype == torch.float32
     with torch.no_grad():
         x, lens = torch.tensor(clip)[None], torch.tensor([len(clip)])
         got = s2t.asr_model.encode(x.to(torch.bfloat16), lens)[0].float()
@@ -432,3 +432,27 @@ def test_a_training_killed_mid_epoch_resumes_to_the_same_adapter(exp, adapted, t
     assert resumed.keys() == straight.keys()
     for name in straight:
         torch.testing.assert_close(resumed[name], straight[name], rtol=1e-4, atol=1e-6)
+
+
+def test_a_checkpoint_with_the_earlier_two_sided_basis_still_loads(exp, tmp_path):
+    # Before one-sided bases, checkpoints held m columns of both U and V for every SSVD layer.
+    from espnet_ssvd.adapters import svd as svd_module
+
+    out = tmp_path / "ssvd"  # SSVD keeps no U now: the old layout had k columns of it
+    train_main(adapt_args(exp, out, "ssvd", ADAPTER_CONFS["ssvd"], "--max_epoch", "1"))
+    model, _ = AdapterASRTask.build_model_from_file(out / "config.yaml", out / "1epoch.pth")
+    state = torch.load(out / "1epoch.pth", map_location="cpu")
+    widened = 0
+    for name, layer in model.named_modules():
+        if isinstance(layer, svd_module.SVDBasisLinear):
+            full = svd_module.top_svd(layer.weight, layer.s.shape[0])
+            sign = torch.where((full.V[:, : layer.V.shape[1]] * layer.V).sum(0) < 0, -1.0, 1.0)
+            sign = torch.cat([sign, torch.ones(layer.s.shape[0] - len(sign))])
+            state[f"{name}.U"], state[f"{name}.V"] = full.U * sign, full.V * sign
+            widened += full.U.shape[1] > layer.U.shape[1]
+    assert widened > 20  # the old layout really differs from the new one
+    old = tmp_path / "old.pth"
+    torch.save(state, old)
+    rebuilt, _ = AdapterASRTask.build_model_from_file(out / "config.yaml", old)
+    wavs = [soundfile.read(p, dtype="float32")[0] for p in sorted((exp["data"] / "wav").glob("*.wav"))[:2]]
+    assert_same_model(rebuilt.eval(), model.eval(), wavs, rtol=1e-5)

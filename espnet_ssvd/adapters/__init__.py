@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from .base import AttachSummary, FactoredDeltaLinear, LayerSummary, PRESETS, config_from_dict, match_targets
+from .base import AdaptedLinear, AttachSummary, LayerSummary, PRESETS, config_from_dict, match_targets
 from .errors import AdapterError
 from .loading import verify_checkpoint_keys
 from .peft_methods import (
@@ -86,7 +86,7 @@ def get_method(name: str) -> AdapterMethod:
 
 
 def adapter_layer_names(model: nn.Module) -> list[str]:
-    return [n for n, m in model.named_modules() if isinstance(m, FactoredDeltaLinear) or is_peft_layer(m)]
+    return [n for n, m in model.named_modules() if isinstance(m, AdaptedLinear) or is_peft_layer(m)]
 
 
 def attach_adapter(
@@ -132,12 +132,12 @@ def attach_adapter(
 
 __all__ = [
     "ADAPTERS",
+    "AdaptedLinear",
     "PRESETS",
     "AdapterError",
     "AdapterMethod",
     "AttachSummary",
     "DoraConfig",
-    "FactoredDeltaLinear",
     "FullConfig",
     "LoraConfig",
     "PeftPassthroughConfig",

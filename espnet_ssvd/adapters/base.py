@@ -29,19 +29,17 @@ def refuse_merged_state_dict(module: nn.Module, prefix: str, keep_vars: bool) ->
         )
 
 
-class FactoredDeltaLinear(nn.Module):
-    """A frozen ``nn.Linear`` plus an update kept in factored form dW = L @ C @ R^T.
+class AdaptedLinear(nn.Module):
+    """A frozen ``nn.Linear`` plus a trainable update, evaluated exactly by whichever of two
+    forms is cheaper for the call: ``lowrank`` (the update applied to the activations, cost
+    linear in the number of frames) or ``dense`` (W' materialised once per call).
 
-    L is (d_out, a), C is a small (a, b) core, R is (d_in, b). The output is computed
-    exactly by whichever of two evaluations is cheaper for the call:
-    ``lowrank``: y = base(x) + ((x R) C^T) L^T, cost linear in the number of frames;
-    ``dense``:   y = x (W + L C R^T)^T + bias, the update materialised once per call.
-
-    Precision: the factors are formed in float32 (float64 if the basis is) with autocast off,
+    Precision: updates are formed in float32 (float64 if the basis is) with autocast off,
     whatever the model dtype, and only then cast to the input's dtype, so the update is exactly
     zero at init under any autocast and small updates are not lost to cancellation. The
-    ``basis`` buffers (the frozen SVD factors) stay float32 when the model is cast to a
-    16-bit dtype.
+    ``basis`` buffers (frozen SVD factors) stay float32 when the model is cast to a 16-bit dtype.
+    Under no_grad (decoding) the small trained factors are computed once and reused until a
+    parameter changes.
     """
 
     basis: tuple[str, ...] = ()
@@ -52,6 +50,7 @@ class FactoredDeltaLinear(nn.Module):
         self.base_layer = base_layer
         self.forward_mode = forward_mode
         self.merged = False
+        self._cache: tuple[tuple, tuple] | None = None
         self.register_state_dict_pre_hook(refuse_merged_state_dict)
 
     @property
@@ -75,59 +74,72 @@ class FactoredDeltaLinear(nn.Module):
                 self._buffers[name] = old.to(device=new.device, dtype=torch.float32)
         return self
 
-    def delta_factors(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(L, C, R) in ``dtype``; called with autocast disabled."""
+    # --- what a method defines
+    def trained_factors(self, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        """The small tensors built from the trainable parameters, in ``dtype`` (autocast off)."""
         raise NotImplementedError
 
-    def factors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        with torch.autocast(self.weight.device.type, enabled=False):
-            return self.delta_factors(self.compute_dtype())
+    def delta_from(self, factors: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """dW (compute dtype) from ``factors``, formed without subtracting W."""
+        raise NotImplementedError
+
+    def lowrank_from(self, x: torch.Tensor, factors: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def costs(self) -> tuple[int, int]:
+        """(low-rank multiply-adds per frame beyond the frozen layer, dense materialisation)."""
+        raise NotImplementedError
+
+    def check_state(self) -> None:
+        """Hook for layers whose state must come from a checkpoint before they can run."""
+
+    # --- shared
+    def factors(self) -> tuple[torch.Tensor, ...]:
+        if torch.is_grad_enabled():
+            self._cache = None
+            with torch.autocast(self.weight.device.type, enabled=False):
+                return self.trained_factors(self.compute_dtype())
+        key = tuple((p.data_ptr(), p._version, p.dtype) for p in self.parameters()) + tuple(
+            (b.data_ptr(), b._version) for b in self.buffers())
+        if self._cache is None or self._cache[0] != key:
+            with torch.autocast(self.weight.device.type, enabled=False):
+                self._cache = (key, self.trained_factors(self.compute_dtype()))
+        return self._cache[1]
 
     def get_delta_weight(self) -> torch.Tensor:
         """dW in the compute dtype (float32 or better)."""
-        L, C, R = self.factors()
+        factors = self.factors()
         with torch.autocast(self.weight.device.type, enabled=False):
-            return (L @ C) @ R.T
+            return self.delta_from(factors)
 
     def adapted_weight(self) -> torch.Tensor:
         """W + dW, summed in the compute dtype and rounded once to the weight's dtype."""
         delta = self.get_delta_weight()
         return (self.weight.to(delta.dtype) + delta).to(self.weight.dtype)
 
-    def use_dense(self, n_frames: int, C: torch.Tensor, training: bool) -> bool:
+    def use_dense(self, n_frames: int, training: bool) -> bool:
         if self.forward_mode != "auto":
             return self.forward_mode == "dense"
-        d_out, d_in = self.weight.shape
-        a, b = C.shape
-        lowrank = n_frames * (d_in * b + a * b + a * d_out)
-        dense = d_out * a * b + d_out * b * d_in
+        per_frame, dense = self.costs()
+        lowrank = n_frames * per_frame
         if training:
-            # Backward: each of the low-rank path's three products needs an input and a factor
+            # Backward: each of the low-rank path's products needs an input and a factor
             # gradient (3x its forward); the dense path needs the full dW gradient (one more
             # d_out x d_in product over all frames) and its projection back onto the factors.
             # Measured by benchmarks/adapter_speed.py: a 2x factor picked the slower path.
             lowrank *= 3
-            dense = 2 * dense + n_frames * d_in * d_out
+            dense = 2 * dense + n_frames * self.weight.numel()
         return dense < lowrank
-
-    def check_state(self) -> None:
-        """Hook for layers whose state must come from a checkpoint before they can run."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.merged:
             return self.base_layer(x)
         self.check_state()
-        L, C, R = self.factors()
-        n_frames = x.numel() // x.shape[-1]
-        if self.use_dense(n_frames, C, torch.is_grad_enabled() and C.requires_grad):
-            with torch.autocast(self.weight.device.type, enabled=False):
-                weight = (self.weight.to(C.dtype) + (L @ C) @ R.T).to(self.weight.dtype)
-            return F.linear(x, weight, self.bias)
-        dtype = x.dtype
-        update = ((x @ R.to(dtype)) @ C.T.to(dtype)) @ L.T.to(dtype)
-        # Accumulate into the frozen output (it is not saved for backward, so in place is safe).
-        out = self.base_layer(x)
-        return out.add_(update.to(out.dtype))
+        training = torch.is_grad_enabled() and any(
+            p.requires_grad for n, p in self.named_parameters() if not n.startswith("base_layer."))
+        if self.use_dense(x.numel() // x.shape[-1], training):
+            return F.linear(x, self.adapted_weight(), self.bias)
+        return self.lowrank_from(x, self.factors())
 
     @torch.no_grad()
     def merge(self) -> None:
@@ -135,12 +147,46 @@ class FactoredDeltaLinear(nn.Module):
             self.weight.copy_(self.adapted_weight())
             self.merged = True
 
+    def unmerged_weight(self) -> torch.Tensor:
+        """W from the merged weight W + dW (compute dtype)."""
+        delta = self.get_delta_weight()
+        return self.weight.to(delta.dtype) - delta
+
     @torch.no_grad()
     def unmerge(self) -> None:
         if self.merged:
-            delta = self.get_delta_weight()
-            self.weight.copy_((self.weight.to(delta.dtype) - delta).to(self.weight.dtype))
+            self.weight.copy_(self.unmerged_weight().to(self.weight.dtype))
             self.merged = False
+
+
+class FactoredDeltaLinear(AdaptedLinear):
+    """An update kept in factored form dW = L @ C @ R^T: L is (d_out, a), C a small (a, b) core,
+    R is (d_in, b); ``lowrank``: y = base(x) + ((x R) C^T) L^T."""
+
+    def delta_factors(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def trained_factors(self, dtype):
+        return self.delta_factors(dtype)
+
+    def delta_from(self, factors):
+        L, C, R = factors
+        return (L @ C) @ R.T
+
+    def lowrank_from(self, x, factors):
+        L, C, R = (f.to(x.dtype) for f in factors)
+        update = ((x @ R) @ C.T) @ L.T
+        # Accumulate into the frozen output (it is not saved for backward, so in place is safe).
+        out = self.base_layer(x)
+        return out.add_(update.to(out.dtype))
+
+    def costs(self):
+        d_out, d_in = self.weight.shape
+        a, b = self.factor_shape()
+        return d_in * b + a * b + a * d_out, d_out * a * b + d_out * b * d_in
+
+    def factor_shape(self) -> tuple[int, int]:
+        raise NotImplementedError
 
 
 # --------------------------------------------------------------------------- configs

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import LayerSummary, replace_module, require_linear
+from .base import FactoredDeltaLinear, LayerSummary, replace_module, require_linear
 from .errors import require_int
 from .svd import SVDBasisLinear, SVDInitOptions
 
@@ -37,10 +37,11 @@ def spectral_lora_param_count(shape: tuple[int, int], p: int, r: int) -> int:
     return r * (d_out + p) + r * (d_in + p)
 
 
-class SpectralLoraLinear(SVDBasisLinear):
+class SpectralLoraLinear(SVDBasisLinear, FactoredDeltaLinear):
     def __init__(self, base_layer: nn.Linear, p: int, r: int, config: SpectralLoraConfig, from_weights: bool = True):
-        super().__init__(base_layer, p, config, from_weights)
+        super().__init__(base_layer, p, p, config, from_weights)
         d_out, d_in = base_layer.weight.shape
+        self.p = p
         self.A_u = nn.Parameter(torch.empty(r, p))
         self.B_u = nn.Parameter(torch.zeros(d_out, r))
         self.A_v = nn.Parameter(torch.empty(r, p))
@@ -53,6 +54,9 @@ class SpectralLoraLinear(SVDBasisLinear):
         d_u = self.B_u.to(dtype) @ self.A_u.to(dtype)
         d_v = self.B_v.to(dtype) @ self.A_v.to(dtype)
         return torch.cat([d_u, U + d_u], dim=1), torch.diag(torch.cat([s, s])), torch.cat([V, d_v], dim=1)
+
+    def factor_shape(self) -> tuple[int, int]:
+        return 2 * self.p, 2 * self.p
 
 
 def attach_spectral_lora(model: nn.Module, names: list[str], config: SpectralLoraConfig, method: str,

@@ -5,8 +5,8 @@ W = U diag(s) V^T (pretrained). The adapted weight is
 with R_in a rotation of the top-k_in right ("inner", input-side) singular vectors, R_out a
 rotation of the top-k_out left ("outer", output-side) vectors, delta on the top k_s values,
 each embedded in an m x m identity (m = max(k_in, k_out, k_s)). SSVD is k_out = 0,
-k_in = k_s = k; SSVD-O (ssvd_outer.py) sets the sizes independently. Only U_m, s_m, V_m are
-kept; the update is never more than a rank-m product.
+k_in = k_s = k; SSVD-O (ssvd_outer.py) sets the sizes independently. The layer keeps only the
+singular vectors each side needs (SSVD: V alone) and never forms an m x m core against diag(s).
 
 Down-projections (d_out < d_in): by default the inner rotation acts on the input side of every
 layer. ``down_proj_side: output`` reproduces the published code, which takes the SVD of W^T
@@ -75,47 +75,87 @@ def ssvd_param_count(k_in: int, k_out: int, k_s: int) -> int:
     return k_in * (k_in - 1) // 2 + k_out * (k_out - 1) // 2 + k_s + 1
 
 
-def _pad(x: torch.Tensor, m: int) -> torch.Tensor:
-    return F.pad(x, (0, m - x.shape[1], 0, m - x.shape[0]))
-
-
 class SSVDLinear(SVDBasisLinear):
+    """W' = A_out W T, applied as "transform the input, run the frozen layer, transform its output".
+
+    With W = U diag(s) V^T this equals W + U_m (R_out diag(s') R_in - diag(s)) V_m^T exactly:
+        T     = I + V M V^T,  M = (I + D)(I + E_in) - I,  D = diag(shift / s)   (input side: V only)
+        A_out = I + U E_out U^T                                                (output side: U only)
+    with E = R - I formed directly (no subtraction, so zero parameters give exactly the identity).
+    The bias is added after the output transform, which acts on W z alone. Only the V columns of
+    the input side (max(k_in, k_s)) and the U columns of the output side (k_out) are kept.
+    """
+
     def __init__(self, base_layer: nn.Linear, k_in: int, k_out: int, k_s: int, config: SSVDConfig,
                  from_weights: bool = True):
-        super().__init__(base_layer, max(k_in, k_out, k_s), config, from_weights)
         d_out, d_in = base_layer.weight.shape
-        self.m = max(k_in, k_out, k_s)
+        # down_proj_side=output: the inner rotation of a down-projection acts on its output side.
+        swap = config.down_proj_side == "output" and d_out < d_in
+        k_right, k_left = (k_out, k_in) if swap else (k_in, k_out)
+        super().__init__(base_layer, max(k_right, k_s), k_left, config, from_weights)
         self.inner = SkewRotation(k_in, config.rotation_map) if k_in > 1 else None
         self.outer = SkewRotation(k_out, config.rotation_map) if k_out > 1 else None
+        self.right, self.left = ("outer", "inner") if swap else ("inner", "outer")
         self.k_s = k_s
         self.delta = nn.Parameter(torch.zeros(k_s))
         self.gate = nn.Parameter(torch.zeros(()))
-        self.rotate_output_first = config.down_proj_side == "output" and d_out < d_in
 
-    def core(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """C = R_out diag(s') R_in - diag(s), formed without the subtraction: with E = R - I,
-        C = diag(shift) + E_out diag(s') + diag(s') E_in + E_out diag(s') E_in (row and column
-        scalings), so C is exactly zero at init and a small shift is not lost to cancellation."""
-        m = self.m
-        shift = F.pad(self.delta.to(dtype) * torch.sigmoid(self.gate.to(dtype)), (0, m - self.k_s))
-        scaled = self.s.to(dtype) + shift
-        core = torch.diag(shift)
-        right, left = self.inner, self.outer
-        if self.rotate_output_first:
-            right, left = left, right
-        e_right = None if right is None else right.minus_identity(dtype)
-        e_left = None if left is None else left.minus_identity(dtype)
-        if e_right is not None:
-            core = core + _pad(scaled[: right.k, None] * e_right, m)
-        if e_left is not None:
-            core = core + _pad(e_left * scaled[None, : left.k], m)
-        if e_right is not None and e_left is not None:
-            kk = min(left.k, right.k)
-            core = core + _pad(e_left[:, :kk] @ (scaled[:kk, None] * e_right[:kk]), m)
-        return core
+    def trained_factors(self, dtype):
+        m_in, m_out = self.V.shape[1], self.U.shape[1]
+        right, left = getattr(self, self.right), getattr(self, self.left)
+        M = None
+        if m_in:
+            shift = self.delta.to(dtype) * torch.sigmoid(self.gate.to(dtype))
+            d = F.pad(shift / self.s[: self.k_s].to(dtype).clamp_min(torch.finfo(dtype).tiny), (0, m_in - self.k_s))
+            M = torch.diag(d)
+            if right is not None:
+                e = F.pad(right.minus_identity(dtype), (0, m_in - right.k, 0, m_in - right.k))
+                M = M + e + d[:, None] * e  # (I + D)(I + E) - I
+        E_out = left.minus_identity(dtype) if left is not None and m_out else None
+        return M, E_out
 
-    def delta_factors(self, dtype: torch.dtype):
-        return self.U.to(dtype), self.core(dtype), self.V.to(dtype)
+    def delta_from(self, factors):
+        M, E_out = factors
+        W = self.weight.to(self.compute_dtype())
+        delta = torch.zeros_like(W) if M is None else ((W @ self.V.to(W)) @ M) @ self.V.to(W).T
+        if E_out is not None:
+            U = self.U.to(W)
+            delta = delta + U @ (E_out @ (U.T @ (W + delta)))
+        return delta
+
+    def unmerged_weight(self):
+        # dW depends on W, so W = A_out^-1 W' T^-1, with (I + X)^-1 = I - (I + X)^-1 X (no cancellation).
+        M, E_out = self.factors()
+        with torch.autocast(self.weight.device.type, enabled=False):
+            W = self.weight.to(self.compute_dtype())
+            if M is not None:
+                V = self.V.to(W)
+                W = W - ((W @ V) @ torch.linalg.solve(torch.eye(len(M), dtype=M.dtype, device=M.device) + M, M)) @ V.T
+            if E_out is not None:
+                U = self.U.to(W)
+                eye = torch.eye(len(E_out), dtype=E_out.dtype, device=E_out.device)
+                W = W - U @ (torch.linalg.solve(eye + E_out, E_out) @ (U.T @ W))
+            return W
+
+    def lowrank_from(self, x, factors):
+        M, E_out = factors
+        if M is not None:
+            V = self.V.to(x.dtype)
+            x = x + ((x @ V) @ M.T.to(x.dtype)) @ V.T
+        if E_out is None:
+            return self.base_layer(x)
+        # The frozen layer itself (bias included, so zero parameters reproduce it bit for bit);
+        # the output rotation acts on W z alone.
+        y = self.base_layer(x)
+        z = y if self.bias is None else y - self.bias
+        U = self.U.to(y.dtype)
+        return y + ((z.to(y.dtype) @ U) @ E_out.T.to(y.dtype)) @ U.T
+
+    def costs(self):
+        d_out, d_in = self.weight.shape
+        m_in, m_out = self.V.shape[1], self.U.shape[1]
+        per_frame = 2 * d_in * m_in + m_in**2 + 2 * d_out * m_out + m_out**2
+        return per_frame, 2 * d_out * d_in * (m_in + m_out) + d_out * m_in**2 + d_in * m_out**2
 
 
 def attach_ssvd(model: nn.Module, names: list[str], config: SSVDConfig, method: str,

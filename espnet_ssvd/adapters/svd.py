@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import FactoredDeltaLinear, check_forward_mode
+from .base import AdaptedLinear, check_forward_mode
 from .errors import AdapterError, require_int
 
 # Below this many entries a float64 SVD costs well under a second on CPU.
@@ -31,9 +31,10 @@ def sign_pivots(U: torch.Tensor) -> torch.Tensor:
     return U.abs().argmax(dim=0)
 
 
-def align_signs(U: torch.Tensor, V: torch.Tensor, pivots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flip singular-vector pairs so that U[pivots[i], i] >= 0 (W = U diag(s) V^T is unchanged)."""
-    sign = torch.sign(U[pivots.to(U.device), torch.arange(U.shape[1], device=U.device)])
+def canonical_signs(U: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flip singular-vector pairs so each column of U has its largest-magnitude entry positive
+    (W = U diag(s) V^T is unchanged)."""
+    sign = torch.sign(U[sign_pivots(U), torch.arange(U.shape[1], device=U.device)])
     sign[sign == 0] = 1
     return U * sign, V * sign
 
@@ -60,7 +61,7 @@ def top_svd(weight: torch.Tensor, m: int, method: str = "full", niter: int = 4, 
         U, s, V = U[:, :m], s[:m], V[:, :m]
     if wide:
         U, V = V, U
-    U, V = align_signs(U, V, sign_pivots(U))
+    U, V = canonical_signs(U, V)
     err = (torch.linalg.norm(w @ V - U * s) / torch.linalg.norm(s).clamp_min(1e-30)).item()
     return TopSVD(U.float().contiguous(), s.float().contiguous(), V.float().contiguous(), err)
 
@@ -82,8 +83,10 @@ class SVDInitOptions:
         check_forward_mode(self.forward_mode)
 
 
-class SVDBasisLinear(FactoredDeltaLinear):
-    """A frozen Linear with the top-m singular triplets (U, s, V) of its pretrained weight.
+class SVDBasisLinear(AdaptedLinear):
+    """A frozen Linear with the top singular vectors of its pretrained weight that its update
+    needs: V (d_in, m_in) for the input side, U (d_out, m_out) for the output side, and the
+    singular values s of the top max(m_in, m_out).
 
     ``from_weights=False`` allocates the basis empty: a model rebuilt from its config gets the
     basis from the checkpoint (no SVD of random weights), and refuses to run until it has.
@@ -91,18 +94,20 @@ class SVDBasisLinear(FactoredDeltaLinear):
 
     basis = ("U", "s", "V")
 
-    def __init__(self, base_layer: nn.Linear, m: int, options: SVDInitOptions, from_weights: bool = True):
+    def __init__(self, base_layer: nn.Linear, m_in: int, m_out: int, options: SVDInitOptions,
+                 from_weights: bool = True):
         super().__init__(base_layer, options.forward_mode)
         d_out, d_in = base_layer.weight.shape
+        m = max(m_in, m_out)
         self.svd_method = options.svd_method
         if from_weights:
             svd = top_svd(base_layer.weight, m, options.svd_method, options.svd_niter, options.svd_oversample)
-            U, s, V, self.svd_error = svd.U, svd.s, svd.V, svd.rel_error
+            U, s, V, self.svd_error = svd.U[:, :m_out], svd.s, svd.V[:, :m_in], svd.rel_error
         else:
-            U, s, V, self.svd_error = torch.zeros(d_out, m), torch.zeros(m), torch.zeros(d_in, m), 0.0
-        self.register_buffer("U", U)
+            U, s, V, self.svd_error = torch.zeros(d_out, m_out), torch.zeros(m), torch.zeros(d_in, m_in), 0.0
+        self.register_buffer("U", U.contiguous())
         self.register_buffer("s", s)
-        self.register_buffer("V", V)
+        self.register_buffer("V", V.contiguous())
         self.awaiting_state = not from_weights
         self.register_load_state_dict_pre_hook(_take_basis_from_checkpoint)
 
@@ -116,37 +121,58 @@ class SVDBasisLinear(FactoredDeltaLinear):
 
     def basis_record(self, store_factors: bool) -> tuple[str, dict[str, torch.Tensor]]:
         """What an adapter file keeps to rebuild exactly this basis: the factors themselves
-        (randomised SVD: not reproducible), or the singular values and sign pivots."""
+        (randomised SVD: not reproducible), or the singular values and the sign pivots of V and U."""
         if store_factors or self.svd_method != "full":
             return "factors", {"U": self.U, "s": self.s, "V": self.V}
-        pivots = sign_pivots(self.U)
-        columns = torch.arange(self.U.shape[1], device=self.U.device)
-        return "svd", {"s": self.s, "pivots": pivots, "pivot_values": self.U[pivots, columns]}
+        record = {"s": self.s}
+        for side in ("U", "V"):
+            factor = self._buffers[side]
+            pivots = sign_pivots(factor)
+            record[f"{side}_pivots"] = pivots
+            record[f"{side}_pivot_values"] = factor[pivots, torch.arange(factor.shape[1], device=factor.device)]
+        return "svd", record
 
     @torch.no_grad()
     def restore_basis(self, kind: str, record: dict[str, torch.Tensor], name: str) -> None:
         if kind == "factors":
             for key in self.basis:
                 self._buffers[key].copy_(record[key])
-        else:
-            U, V = align_signs(self.U, self.V, record["pivots"])
-            s_max = record["s"].abs().max().clamp_min(1e-30)
-            s_err = ((self.s - record["s"].to(self.s)).abs().max() / s_max).item()
-            pivots = record["pivots"].to(U.device)
-            u_err = (U[pivots, torch.arange(U.shape[1], device=U.device)] - record["pivot_values"].to(U)).abs().max().item()
-            if s_err > BASIS_RTOL or u_err > BASIS_RTOL ** 0.5:
-                raise AdapterError(
-                    f"layer {name}: the SVD of this model's weight differs from the basis the adapter was trained on "
-                    f"(singular values {s_err:.1e}, pivot entries {u_err:.1e} apart): the base weights differ, or the "
-                    "singular values are (nearly) tied and the SVD picked another basis. Export the adapter with "
-                    "--store_basis factors to keep the exact basis in the file"
-                )
-            self.U.copy_(U)
-            self.V.copy_(V)
+            self.awaiting_state = False
+            return
+        # Realign each singular pair's sign to the file's: by V's pivot where V has the column, else by U's.
+        now = {}
+        for side in ("V", "U"):
+            factor = self._buffers[side]
+            columns = torch.arange(factor.shape[1], device=factor.device)
+            now[side] = factor[record[f"{side}_pivots"].to(factor.device), columns]
+        flip = {side: torch.where(now[side] * record[f"{side}_pivot_values"].to(now[side]) < 0, -1.0, 1.0)
+                for side in ("V", "U")}
+        sign = torch.ones_like(self.s)
+        m_in = self.V.shape[1]
+        sign[:m_in] = flip["V"]
+        sign[m_in : self.U.shape[1]] = flip["U"][m_in:]
+        s_err = ((self.s - record["s"].to(self.s)).abs().max() / record["s"].abs().max().clamp_min(1e-30)).item()
+        pivot_err = max(((now[side] * sign[: len(now[side])]) - record[f"{side}_pivot_values"].to(now[side])).abs()
+                        .max().item() if len(now[side]) else 0.0 for side in ("U", "V"))
+        if s_err > BASIS_RTOL or pivot_err > BASIS_RTOL ** 0.5:
+            raise AdapterError(
+                f"layer {name}: the SVD of this model's weight differs from the basis the adapter was trained on "
+                f"(singular values {s_err:.1e}, pivot entries {pivot_err:.1e} apart): the base weights differ, or the "
+                "singular values are (nearly) tied and the SVD picked another basis. Export the adapter with "
+                "--store_basis factors to keep the exact basis in the file"
+            )
+        self.V.mul_(sign[:m_in])
+        self.U.mul_(sign[: self.U.shape[1]])
         self.awaiting_state = False
 
 
 def _take_basis_from_checkpoint(module: SVDBasisLinear, state_dict, prefix, *args) -> None:
+    # Checkpoints written before one-sided bases hold m columns of both U and V: keep the ones used.
+    for key in module.basis:
+        saved = state_dict.get(prefix + key)
+        ours = module._buffers[key]
+        if saved is not None and saved.dim() == ours.dim() and saved.shape[-1] > ours.shape[-1]:
+            state_dict[prefix + key] = saved[..., : ours.shape[-1]]
     s = state_dict.get(prefix + "s")
     if s is not None and s.numel() and bool(s.abs().max() > 0):
         module.awaiting_state = False
