@@ -198,9 +198,8 @@ def analytic_static(module: nn.Module, d_in: int, d_out: int) -> int | None:
     layer = next((m for m in module.modules() if isinstance(m, AdaptedLinear)), None)
     if layer is None or not hasattr(layer, "V"):
         return None
-    values = d_in * d_out + d_out + sum(p.numel() for p in module.parameters() if p.requires_grad)
-    values += d_in * layer.V.shape[1] + d_out * layer.U.shape[1] + layer.s.numel()
-    return 4 * values
+    values = d_in * d_out + d_out + sum(p.numel() for p in module.parameters() if p.requires_grad) + layer.s.numel()
+    return 4 * values + layer.V.element_size() * (d_in * layer.V.shape[1] + d_out * layer.U.shape[1])
 
 
 def build_variants(pretrained: nn.Linear) -> list[Variant]:
@@ -211,12 +210,16 @@ def build_variants(pretrained: nn.Linear) -> list[Variant]:
 
     variants = [Variant("frozen", "frozen", "-", 0, copy.deepcopy(pretrained).requires_grad_(False))]
     runs = [("ssvd", {"forward_mode": mode}) for mode in ("auto", "lowrank", "dense")]
-    runs += [("ssvd_outer", {"outer_fraction": 0.5})] + [(name, {}) for name in ("lora", "dora", "pissa")]
+    runs += [("ssvd", {"basis_dtype": "bfloat16"}), ("ssvd_outer", {"outer_fraction": 0.5})]
+    runs += [(name, {}) for name in ("lora", "dora", "pissa")]
     for method, extra in runs:
         row = match_budget(method, [(d_out, d_in)], budget, extra)
         model = nn.Sequential(copy.deepcopy(pretrained))
         summary = attach_adapter(model, method, ["0"], row.settings)
-        label = f"{method} ({row.settings.get('forward_mode', 'auto')})" if method.startswith("ssvd") else method
+        label = method
+        if method.startswith("ssvd"):
+            label += f" ({row.settings.get('forward_mode', 'auto')}"
+            label += ", bf16 basis)" if "basis_dtype" in row.settings else ")"
         layer_settings = summary.layers[0].settings
         settings = ", ".join(f"{key}={layer_settings[key]}" for key in ("k_in", "k_out", "k_s", "r") if key in layer_settings)
         variants.append(Variant(label, method, settings, summary.trainable, model))

@@ -22,7 +22,10 @@ method plus a "frozen base" row per size:
   tokens each; loss 0.3 CTC + 0.7 attention cross-entropy), backward, AdamW step. Frozen step:
   the same on the base model with every parameter frozen and no optimizer. The input features
   require grad in both, so both backpropagate through the whole network and differ only by
-  the adapter's own work; "x frozen" is the ratio of medians;
+  the adapter's own work; "x frozen" is the ratio of medians, "x LoRA" the ratio to the LoRA
+  row of the same size (same budget, same run);
+- static x frozen: (model tensors + adapter tensors) / model tensors; peak x frozen: the peak
+  over the frozen model's RSS (CPU) or tensors (GPU);
 - merged fwd ms: the adapted model, after those training steps, merged with
   checkpoint.merge_adapters, then a no-grad eval forward of the same batch; base fwd: the same
   forward of the base model; "x base" is the ratio (expected ~1.0);
@@ -31,7 +34,8 @@ method plus a "frozen base" row per size:
   after the training steps.
 
 Step and forward times are taken for 0.1B and 0.37B on CPU and for every size on CUDA
-(``--skip-step-times`` leaves them out).
+(``--skip-step-times`` leaves them out). ``--json FILE`` writes one object per method row
+(model, method, batch, step_x_frozen, step_x_lora, static_x_frozen, peak_x_frozen, ...).
 
 Every model lives in a fresh subprocess (one for the budget table, one per method), so an RSS
 reading sees one model only: the ~2B model alone is ~8 GB in float32. Each builds the same
@@ -65,6 +69,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from espnet_ssvd.fileio import atomic_write_text
 from espnet_ssvd.pretrained import OWSM_SIZES
 
 METHODS = ("lora", "dora", "pissa", "ssvd", "ssvd_outer")
@@ -330,43 +335,65 @@ def table_header(device: str) -> list[str]:
     peak = "peak GPU alloc MiB" if device.startswith("cuda") else "peak RSS while attaching MiB"
     return [
         "| model | method | settings | trainable | attach + init s | RSS MiB | delta RSS MiB | tensors MiB "
-        f"| {peak} | train step ms | frozen step ms | x frozen | merged fwd ms | base fwd ms | x base "
-        "| init / merge err |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| static x frozen | {peak} | peak x frozen | train step ms | frozen step ms | x frozen | x LoRA "
+        "| merged fwd ms | base fwd ms | x base | init / merge err |",
+        "|" + "---|" * 19,
     ]
 
 
-def size_rows(size: str, args) -> list[str]:
+def median_ratio(times: list[float] | None, reference: list[float] | None) -> float | None:
+    if not times or not reference:
+        return None
+    return statistics.median(times) / statistics.median(reference)
+
+
+def size_rows(size: str, args) -> tuple[list[str], list[dict]]:
+    """Markdown rows and JSON records of one model size."""
     step = not args.skip_step_times and (args.device.startswith("cuda") or size in CPU_STEP_SIZES)
     job = {"size": size, "device": args.device, "threads": args.threads, "repeats": args.repeats, "step": step}
     print(f"[{size}] frozen base ...", file=sys.stderr)
     base = run_worker({**job, "method": None, "methods": args.methods})
     if "error" in base:
-        return [f"| {size} | frozen base | {base['error']} |" + " |" * 13]
+        return [f"| {size} | frozen base | {base['error']} |" + " |" * 16], []
     model = f"{size} ({SIZE_LABELS[size]}, {base['params'] / 1e6:.1f}M params)"
     lines = [f"| {model} | frozen base | - | 0 | - | {base['rss']:.0f} | {base['delta_rss']:+.0f} "
-             f"| {base['tensors']:.0f} |" + " - |" * 8]
+             f"| {base['tensors']:.0f} | 1.00 |" + " - |" * 10]
+    results = []
     for row in base["rows"]:
         print(f"[{size}] {row['method']} {row['settings']} ...", file=sys.stderr)
         start = time.perf_counter()
-        r = run_worker({**job, "method": row["method"], "settings": row["settings"]})
+        results.append((row, run_worker({**job, "method": row["method"], "settings": row["settings"]})))
         print(f"[{size}] {row['method']} done in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    lora_step = next((r.get("step") for row, r in results if row["method"] == "lora"), None)
+    # Peaks against the frozen model's own footprint: its RSS on CPU, its tensors on a GPU.
+    frozen_peak = base["tensors"] if args.device.startswith("cuda") else base["rss"]
+    records = []
+    for row, r in results:
         settings = ", ".join(f"{k}={v}" for k, v in row["settings"].items())
         if "error" in r:
-            lines.append(f"| {model} | {row['method']} | {settings} | {r['error']} |" + " |" * 12)
+            lines.append(f"| {model} | {row['method']} | {settings} | {r['error']} |" + " |" * 15)
             continue
         trainable = (f"{r['trainable']:,} ({100 * r['trainable'] / base['params']:.2f} %, "
                      f"{100 * (r['trainable'] / row['budget'] - 1):+.1f} % vs budget)")
         if r["trainable"] != row["trainable"]:
             trainable += f" != matched {row['trainable']:,}"
         errors = f"{r['init_err']:.1e} / {r['merge_err']:.1e}" if "merge_err" in r else "-"
+        record = {"model": size, "method": row["method"], "batch": f"{BATCH} x {SECONDS} s",
+                  "step_x_frozen": median_ratio(r.get("step"), r.get("frozen_step")),
+                  "step_x_lora": median_ratio(r.get("step"), lora_step),
+                  "static_x_frozen": (base["tensors"] + r["tensors"]) / base["tensors"],
+                  "peak_x_frozen": r["peak"] / frozen_peak, "trainable": r["trainable"], "attach_s": r["attach_s"]}
+        records.append(record)
+        shown = {k: "-" if record[k] is None else f"{record[k]:.2f}"
+                 for k in ("step_x_frozen", "step_x_lora", "static_x_frozen", "peak_x_frozen")}
         lines.append(
             f"| {model} | {row['method']} | {settings} | {trainable} | {r['attach_s']:.1f} | {r['rss']:.0f} "
-            f"| {r['delta_rss']:+.0f} | {r['tensors']:.0f} | {r['peak']:.0f} | {ms(r.get('step'))} "
-            f"| {ms(r.get('frozen_step'))} | {ratio(r.get('step'), r.get('frozen_step'))} | {ms(r.get('forward'))} "
+            f"| {r['delta_rss']:+.0f} | {r['tensors']:.0f} | {shown['static_x_frozen']} | {r['peak']:.0f} "
+            f"| {shown['peak_x_frozen']} | {ms(r.get('step'))} | {ms(r.get('frozen_step'))} "
+            f"| {shown['step_x_frozen']} | {shown['step_x_lora']} | {ms(r.get('forward'))} "
             f"| {ms(r.get('base_forward'))} | {ratio(r.get('forward'), r.get('base_forward'))} | {errors} |"
         )
-    return lines
+    return lines, records
 
 
 def main() -> None:
@@ -377,6 +404,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=3, help="timed steps (after one warm-up); median reported")
     parser.add_argument("--threads", type=int, help="torch threads in every worker (default: torch's own)")
+    parser.add_argument("--json", help="also write one JSON object per method row to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -385,12 +413,16 @@ def main() -> None:
 
     start = time.perf_counter()
     print(machine_description(args.device, args.threads) + "\n")
-    lines = table_header(args.device)
+    lines, records = table_header(args.device), []
     for size in args.sizes:
         size_start = time.perf_counter()
-        lines += size_rows(size, args)
+        size_lines, size_records = size_rows(size, args)
+        lines += size_lines
+        records += size_records
         print(f"[{size}] {time.perf_counter() - size_start:.0f} s", file=sys.stderr)
     print("\n".join(lines))
+    if args.json:
+        atomic_write_text(args.json, "".join(json.dumps(r) + "\n" for r in records))
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
 
 

@@ -29,3 +29,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def read_kaldi(path: Path) -> dict[str, str]:
+    """A Kaldi-style file of "key value" lines (text, wav.scp) as a dict."""
+    return dict((line.split(maxsplit=1) + [""])[:2] for line in path.read_text().splitlines() if line.strip())

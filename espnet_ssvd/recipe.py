@@ -21,7 +21,6 @@ import contextlib
 import json
 import logging
 import multiprocessing
-import re
 import shlex
 import sys
 import time
@@ -38,8 +37,9 @@ from tqdm import tqdm
 from .adapter_conf import split_adapter_conf
 from .adapters import ADAPTERS, AdapterError, get_method, match_targets
 from .budget import layer_shapes, match_budget, parse_budget, size_options
-from .fileio import atomic_path, atomic_write_text
+from .fileio import atomic_path, atomic_write_text, read_kaldi
 from .pretrained import ARCHITECTURE_KEYS
+from .scoring import score
 
 
 def log(msg: str) -> None:
@@ -166,10 +166,6 @@ def speech_scp(args: argparse.Namespace, name: str) -> Path:
     """The wav.scp training and decoding read: the formatted one when stage 2 had to format audio."""
     dumped = dump_dir(args, name) / "wav.scp"
     return dumped if dumped.exists() else Path(args.data) / name / "wav.scp"
-
-
-def read_kaldi(path: Path) -> dict[str, str]:
-    return dict((line.split(maxsplit=1) + [""])[:2] for line in path.read_text().splitlines() if line.strip())
 
 
 def run_pipe(entry: str, out: Path) -> None:
@@ -381,39 +377,6 @@ def decode_sets(args: argparse.Namespace, jobs: list[tuple[Path, str]]) -> None:
             atomic_write_text(out / "decode_time", f"{time.time() - start:.1f}\n")
             score(Path(args.data) / name / "text", out / "text", out / "wer.json")
             (out / ".done").touch()
-
-
-_PUNCT = re.compile(r"[^\w\s']|_")
-
-
-def normalize(text: str) -> str:
-    """Lowercase, no punctuation: a pretrained OWSM writes cased, punctuated text, the references are normalised."""
-    return " ".join(_PUNCT.sub(" ", text.lower()).split())
-
-
-def score(ref_file: Path, hyp_file: Path, out: Path) -> dict:
-    """WER with a 95 % bootstrap confidence interval over utterances (per-utterance counts kept for pooling)."""
-    import jiwer
-
-    refs, hyps = read_kaldi(ref_file), read_kaldi(hyp_file)
-    errors, lengths = [], []
-    for u in sorted(refs):
-        ref, hyp = normalize(refs[u]), normalize(hyps.get(u, ""))
-        m = jiwer.process_words(ref, hyp) if hyp and ref else None
-        errors.append(m.substitutions + m.deletions + m.insertions if m else max(len(ref.split()), len(hyp.split())))
-        lengths.append(len(ref.split()))
-    result = wer_summary(errors, lengths)
-    atomic_write_text(out, json.dumps(result, indent=1))
-    return result
-
-
-def wer_summary(errors: list[int], lengths: list[int], n_boot: int = 1000, seed: int = 0) -> dict:
-    e, n = np.array(errors), np.array(lengths)
-    samples = np.random.default_rng(seed).integers(0, len(e), size=(n_boot, len(e)))
-    boot = e[samples].sum(1) / np.maximum(n[samples].sum(1), 1)
-    return {"wer": 100 * e.sum() / max(n.sum(), 1), "ci_low": 100 * np.percentile(boot, 2.5),
-            "ci_high": 100 * np.percentile(boot, 97.5), "utterances": len(e), "words": int(n.sum()),
-            "errors": e.tolist(), "lengths": n.tolist()}
 
 
 def set_name(template: str, domain: str) -> str:

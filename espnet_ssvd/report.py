@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .budget import DEFAULT_METHODS  # noqa: E402
 from .fileio import atomic_path, atomic_write_text  # noqa: E402
+from .scoring import wer_summary  # noqa: E402
 
 
 def read_wer(exp: Path, name: str) -> dict | None:
@@ -21,8 +22,6 @@ def read_wer(exp: Path, name: str) -> dict | None:
 def target_wer(exp: Path, sets: list[str]) -> dict | None:
     """WER on a domain's test set, or pooled over its test sets (word-weighted, bootstrap over all
     their utterances) when it has several, e.g. one per accent."""
-    from .recipe import wer_summary
-
     wers = [read_wer(exp, name) for name in sets]
     if any(w is None for w in wers):
         return None

@@ -3,9 +3,8 @@ import torch
 from torch import nn
 
 from espnet_ssvd import AdapterError, attach_adapter
-from espnet_ssvd.adapters import AdaptedLinear, SSVDConfig
+from espnet_ssvd.adapters import AdaptedLinear
 from espnet_ssvd.adapters.rotation import SkewRotation
-from espnet_ssvd.adapters.ssvd import SSVDLinear
 
 from conftest import tiny_encoder_decoder
 

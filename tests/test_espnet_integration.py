@@ -57,7 +57,7 @@ def first_batch(exp):
 
     utts = [line.split()[0] for line in (exp["data"] / "text").read_text().splitlines()[:3]]
     tokens = exp["tokens"].read_text().split()
-    speech, text = [], []
+    speech = []
     for utt in utts:
         wav, _ = soundfile.read(exp["data"] / "wav" / f"{utt}.wav", dtype="float32")
         words = dict(line.split(maxsplit=1) for line in (exp["data"] / "text").read_text().splitlines())[utt]

@@ -170,3 +170,33 @@ def test_half_and_bfloat16_calls_keep_the_basis_and_move_it_with_the_model():
     assert all(layer.delta.dtype == torch.float16 for layer in layers(model))
     model.bfloat16().float()
     assert all(layer.U.dtype == torch.float32 for layer in layers(model))
+
+
+@pytest.mark.parametrize("method", ["ssvd", "ssvd_outer"])
+def test_a_bfloat16_basis_halves_the_basis_and_keeps_identity_and_accuracy(method):
+    torch.manual_seed(0)
+    full, half = two_layers(), two_layers()
+    half.load_state_dict(full.state_dict())
+    x = torch.randn(6, 32)
+    before = full(x)
+    attach_adapter(full, method, ["0", "2"], {"k": 8})
+    attach_adapter(half, method, ["0", "2"], {"k": 8, "basis_dtype": "bfloat16"})
+    assert torch.equal(half(x), before)  # exact at init whatever the basis precision
+    for a, b in zip(layers(full), layers(half)):
+        assert b.V.dtype == torch.bfloat16 and b.V.element_size() * 2 == a.V.element_size()
+    with torch.no_grad():
+        for p, q in zip(full.parameters(), half.parameters()):
+            if p.requires_grad:
+                p.copy_(0.1 * torch.randn_like(p))
+                q.copy_(p)
+    # The trained function moves by the basis' bf16 rounding (~2^-9 relative), not more.
+    assert rel_diff(half(x), full(x)) < 1e-2
+    half.half()  # a 16-bit cast keeps the basis as chosen
+    assert all(layer.V.dtype == torch.bfloat16 for layer in layers(half))
+
+
+def test_an_unknown_basis_dtype_is_refused():
+    from espnet_ssvd import AdapterError
+
+    with pytest.raises(AdapterError, match="unknown basis_dtype 'int8'; choose one of float32, bfloat16"):
+        attach_adapter(two_layers(), "ssvd", ["0"], {"k": 2, "basis_dtype": "int8"})

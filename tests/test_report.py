@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from espnet_ssvd.recipe import score, wer_summary
+from espnet_ssvd.scoring import score, wer_summary
 from espnet_ssvd.report import write_report
 
 

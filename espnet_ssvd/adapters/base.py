@@ -1,6 +1,7 @@
 """What every adapter shares: the frozen-Linear wrapper with an exact low-rank update,
 target matching, freezing and the attach summary."""
 
+import functools
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -62,8 +63,9 @@ class AdaptedLinear(nn.Module):
         return self.base_layer.bias
 
     def compute_dtype(self) -> torch.dtype:
-        return torch.promote_types(self.weight.dtype if not self.basis else self._buffers[self.basis[0]].dtype,
-                                   torch.float32)
+        # float32, or float64 once the model (and with it the basis) is cast to float64
+        dtypes = [self._buffers[n].dtype for n in self.basis] or [self.weight.dtype]
+        return functools.reduce(torch.promote_types, dtypes, torch.float32)
 
     def _apply(self, fn, recurse=True):
         kept = {n: self._buffers[n] for n in self.basis}
@@ -71,7 +73,8 @@ class AdaptedLinear(nn.Module):
         for name, old in kept.items():
             new = self._buffers[name]
             if new.is_floating_point() and torch.finfo(new.dtype).bits < 32:
-                self._buffers[name] = old.to(device=new.device, dtype=torch.float32)
+                # A cast to 16 bits moves the basis but keeps its own precision.
+                self._buffers[name] = old.to(device=new.device)
         return self
 
     # --- what a method defines

@@ -12,6 +12,7 @@ from .errors import AdapterError, require_int
 # Below this many entries a float64 SVD costs well under a second on CPU.
 FLOAT64_MAX_NUMEL = 4096 * 1024
 SVD_METHODS = ("full", "randomized")
+BASIS_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # Relative to the largest singular value: float32 and float64 SVDs of the same weights agree
 # to ~1e-6; a different base model or a different subspace is far beyond.
 BASIS_RTOL = 1e-4
@@ -74,6 +75,9 @@ class SVDInitOptions:
     svd_niter: int = 4
     svd_oversample: int = 16
     forward_mode: str = "auto"  # "lowrank" | "dense" force one exact evaluation
+    # Storage of the singular vectors: bfloat16 halves the bases' memory; the update is still
+    # formed in float32 and stays exactly the identity at init (benchmarks/adapter_speed.py).
+    basis_dtype: str = "float32"
 
     def __post_init__(self):
         if self.svd_method not in SVD_METHODS:
@@ -81,6 +85,8 @@ class SVDInitOptions:
         require_int("svd_niter", self.svd_niter, 0)
         require_int("svd_oversample", self.svd_oversample, 0)
         check_forward_mode(self.forward_mode)
+        if self.basis_dtype not in BASIS_DTYPES:
+            raise AdapterError(f"unknown basis_dtype {self.basis_dtype!r}; choose one of {', '.join(BASIS_DTYPES)}")
 
 
 class SVDBasisLinear(AdaptedLinear):
@@ -105,9 +111,10 @@ class SVDBasisLinear(AdaptedLinear):
             U, s, V, self.svd_error = svd.U[:, :m_out], svd.s, svd.V[:, :m_in], svd.rel_error
         else:
             U, s, V, self.svd_error = torch.zeros(d_out, m_out), torch.zeros(m), torch.zeros(d_in, m_in), 0.0
-        self.register_buffer("U", U.contiguous())
+        dtype = BASIS_DTYPES[options.basis_dtype]
+        self.register_buffer("U", U.to(dtype).contiguous())
         self.register_buffer("s", s)
-        self.register_buffer("V", V.contiguous())
+        self.register_buffer("V", V.to(dtype).contiguous())
         self.awaiting_state = not from_weights
         self.register_load_state_dict_pre_hook(_take_basis_from_checkpoint)
 

@@ -1,0 +1,40 @@
+"""Scoring of decoded text: WER with an utterance-bootstrap interval, the counts kept for pooling."""
+
+import json
+import re
+from pathlib import Path
+
+import jiwer
+import numpy as np
+
+from .fileio import atomic_write_text, read_kaldi
+
+_PUNCT = re.compile(r"[^\w\s']|_")
+
+
+def normalize(text: str) -> str:
+    """Lowercase, no punctuation: a pretrained OWSM writes cased, punctuated text, the references are normalised."""
+    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+
+
+def score(ref_file: Path, hyp_file: Path, out: Path) -> dict:
+    """WER with a 95 % bootstrap confidence interval over utterances (per-utterance counts kept for pooling)."""
+    refs, hyps = read_kaldi(ref_file), read_kaldi(hyp_file)
+    errors, lengths = [], []
+    for u in sorted(refs):
+        ref, hyp = normalize(refs[u]), normalize(hyps.get(u, ""))
+        m = jiwer.process_words(ref, hyp) if hyp and ref else None
+        errors.append(m.substitutions + m.deletions + m.insertions if m else max(len(ref.split()), len(hyp.split())))
+        lengths.append(len(ref.split()))
+    result = wer_summary(errors, lengths)
+    atomic_write_text(out, json.dumps(result, indent=1))
+    return result
+
+
+def wer_summary(errors: list[int], lengths: list[int], n_boot: int = 1000, seed: int = 0) -> dict:
+    e, n = np.array(errors), np.array(lengths)
+    samples = np.random.default_rng(seed).integers(0, len(e), size=(n_boot, len(e)))
+    boot = e[samples].sum(1) / np.maximum(n[samples].sum(1), 1)
+    return {"wer": 100 * e.sum() / max(n.sum(), 1), "ci_low": 100 * np.percentile(boot, 2.5),
+            "ci_high": 100 * np.percentile(boot, 97.5), "utterances": len(e), "words": int(n.sum()),
+            "errors": e.tolist(), "lengths": n.tolist()}
