@@ -327,3 +327,12 @@ def test_espnet_adapter_conf_trains_named_extra_parameters():
     with pytest.raises(AdapterError, match="trainable_params entry 'ctc' names no parameter"):
         attach_from_conf(tiny_encoder_decoder(), "ssvd", {"k": 2, "target_modules": ["attention"],
                                                           "trainable_params": ["ctc"]})
+
+
+def test_the_kept_basis_holds_no_storage_beyond_its_columns():
+    # A view of the first columns would keep the full SVD factor alive (the memory the one-sided
+    # bases exist to save).
+    layer = attach_and_get(nn.Linear(64, 40), {"k": 10})
+    for name in ("U", "V", "s"):
+        buffer = getattr(layer, name)
+        assert buffer.untyped_storage().nbytes() == buffer.numel() * buffer.element_size()

@@ -111,10 +111,11 @@ class SVDBasisLinear(AdaptedLinear):
             U, s, V, self.svd_error = svd.U[:, :m_out], svd.s, svd.V[:, :m_in], svd.rel_error
         else:
             U, s, V, self.svd_error = torch.zeros(d_out, m_out), torch.zeros(m), torch.zeros(d_in, m_in), 0.0
+        # Copies, not views: a view of the first columns would keep the whole SVD factor alive.
         dtype = BASIS_DTYPES[options.basis_dtype]
-        self.register_buffer("U", U.to(dtype).contiguous())
+        self.register_buffer("U", U.to(dtype, copy=True).contiguous())
         self.register_buffer("s", s)
-        self.register_buffer("V", V.to(dtype).contiguous())
+        self.register_buffer("V", V.to(dtype, copy=True).contiguous())
         self.awaiting_state = not from_weights
         self.register_load_state_dict_pre_hook(_take_basis_from_checkpoint)
 
