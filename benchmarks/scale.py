@@ -22,8 +22,8 @@ method plus a "frozen base" row per size:
   tokens each; loss 0.3 CTC + 0.7 attention cross-entropy), backward, AdamW step. Frozen step:
   the same on the base model with every parameter frozen and no optimizer. The input features
   require grad in both, so both backpropagate through the whole network and differ only by
-  the adapter's own work; "x frozen" is the ratio of medians, "x LoRA" the ratio to the LoRA
-  row of the same size (same budget, same run);
+  the adapter's own work; "x frozen" is the ratio of medians, "x LoRA" that ratio over the LoRA
+  row's of the same size (same budget, same run);
 - static x frozen: (model tensors + adapter tensors) / model tensors; peak x frozen: the peak
   over the frozen model's RSS (CPU) or tensors (GPU);
 - merged fwd ms: the adapted model, after those training steps, merged with
@@ -364,7 +364,10 @@ def size_rows(size: str, args) -> tuple[list[str], list[dict]]:
         start = time.perf_counter()
         results.append((row, run_worker({**job, "method": row["method"], "settings": row["settings"]})))
         print(f"[{size}] {row['method']} done in {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    lora_step = next((r.get("step") for row, r in results if row["method"] == "lora"), None)
+    # x LoRA: the ratio of the two x-frozen ratios, each timed side by side with its own frozen
+    # copy in one process (raw step times of different worker processes drift with the machine).
+    lora = next((r for row, r in results if row["method"] == "lora"), {})
+    lora_x_frozen = median_ratio(lora.get("step"), lora.get("frozen_step"))
     # Peaks against the frozen model's own footprint: its RSS on CPU, its tensors on a GPU.
     frozen_peak = base["tensors"] if args.device.startswith("cuda") else base["rss"]
     records = []
@@ -378,9 +381,10 @@ def size_rows(size: str, args) -> tuple[list[str], list[dict]]:
         if r["trainable"] != row["trainable"]:
             trainable += f" != matched {row['trainable']:,}"
         errors = f"{r['init_err']:.1e} / {r['merge_err']:.1e}" if "merge_err" in r else "-"
+        x_frozen = median_ratio(r.get("step"), r.get("frozen_step"))
         record = {"model": size, "method": row["method"], "batch": f"{BATCH} x {SECONDS} s",
-                  "step_x_frozen": median_ratio(r.get("step"), r.get("frozen_step")),
-                  "step_x_lora": median_ratio(r.get("step"), lora_step),
+                  "step_x_frozen": x_frozen,
+                  "step_x_lora": None if x_frozen is None or not lora_x_frozen else x_frozen / lora_x_frozen,
                   "static_x_frozen": (base["tensors"] + r["tensors"]) / base["tensors"],
                   "peak_x_frozen": r["peak"] / frozen_peak, "trainable": r["trainable"], "attach_s": r["attach_s"]}
         records.append(record)
