@@ -336,3 +336,19 @@ def test_the_kept_basis_holds_no_storage_beyond_its_columns():
     for name in ("U", "V", "s"):
         buffer = getattr(layer, name)
         assert buffer.untyped_storage().nbytes() == buffer.numel() * buffer.element_size()
+
+
+@pytest.mark.parametrize("method", ["ssvd", "ssvd_outer", "spectral_lora"])
+def test_the_no_grad_factor_cache_follows_every_parameter_change(method):
+    model = two_layers()
+    attach_adapter(model, method, ["0", "2"], METHODS[method])
+    x = torch.randn(4, 32)
+    with torch.no_grad():
+        first = model(x)
+        assert torch.equal(model(x), first)  # served from the cache
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))  # an optimizer step, or load_state_dict
+        changed = model(x)
+    assert rel_diff(changed, first) > 1e-4
+    assert torch.allclose(changed, model(x).detach(), atol=1e-6)  # the same as computed with grad
