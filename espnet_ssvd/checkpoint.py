@@ -32,6 +32,16 @@ METADATA_KEYS = ("format", "method", "config", "targets", "base_fingerprint", "b
 BASIS_PREFIX = "espnet_ssvd_basis."
 
 
+def _digest(tensors, raw: bool) -> str:
+    """SHA-256 over (name, tensor) pairs in name order: raw bytes and dtype, or float32 values."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(tensors):
+        t = tensor.detach().cpu().contiguous()
+        digest.update((f"{name}:{t.dtype}:{tuple(t.shape)};" if raw else f"{name}:{tuple(t.shape)};").encode())
+        digest.update((t.reshape(-1).view(torch.uint8) if raw else t.float()).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def base_fingerprint(model: nn.Module) -> str:
     """A short hash of every tensor of the model's state (names, shapes and float32 values).
 
@@ -39,21 +49,11 @@ def base_fingerprint(model: nn.Module) -> str:
     methods that rewrite the frozen weight (PiSSA keeps W - BA); it covers every base tensor the
     adapted model's output depends on, not only the adapted layers.
     """
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        tensor = tensor.detach()
-        digest.update(f"{name}:{tuple(tensor.shape)};".encode())
-        digest.update(tensor.float().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+    return _digest(model.state_dict().items(), raw=False)[:16]
 
 
 def tensor_checksum(tensors: dict[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
-        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    return _digest(tensors.items(), raw=True)
 
 
 def basis_records(model: nn.Module, store_factors: bool) -> dict[str, tuple[str, dict[str, torch.Tensor]]]:

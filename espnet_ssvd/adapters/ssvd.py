@@ -142,11 +142,11 @@ class SSVDLinear(SVDBasisLinear):
         if M is not None:
             V = self.V.to(x.dtype)
             x = x + ((x @ V) @ M.T.to(x.dtype)) @ V.T
-        if E_out is None:
-            return self.base_layer(x)
         # The frozen layer itself (bias included, so zero parameters reproduce it bit for bit);
         # the output rotation acts on W z alone.
         y = self.base_layer(x)
+        if E_out is None:
+            return y
         z = y if self.bias is None else y - self.bias
         U = self.U.to(y.dtype)
         return y + ((z.to(y.dtype) @ U) @ E_out.T.to(y.dtype)) @ U.T
