@@ -23,12 +23,15 @@ method plus a "frozen base" row per size:
   the same on the base model with every parameter frozen and no optimizer. The input features
   require grad in both, so both backpropagate through the whole network and differ only by
   the adapter's own work; "x frozen" is the ratio of medians, "x LoRA" that ratio over the LoRA
-  row's of the same size (same budget, same run);
+  row's of the same size (same budget, same run). The step is one call of a module, as in
+  ESPnet's trainer, so SSVD's batched cores (adapters/batching.py) apply;
 - static x frozen: (model tensors + adapter tensors) / model tensors; peak x frozen: the peak
   over the frozen model's RSS (CPU) or tensors (GPU);
 - merged fwd ms: the adapted model, after those training steps, merged with
   checkpoint.merge_adapters, then a no-grad eval forward of the same batch; base fwd: the same
-  forward of the base model; "x base" is the ratio (expected ~1.0);
+  forward of the base model; "x base" is the ratio (expected ~1.0); "unmerged fwd x base": the
+  same before merging (decoding with the adapter attached: W' formed once under no_grad and
+  reused, timed side by side with the base model);
 - init / merge err: largest absolute difference of the eval logits over the largest absolute
   logit, adapted at init vs base (an adapter starts as the identity), and merged vs unmerged
   after the training steps.
@@ -69,6 +72,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from espnet_ssvd.adapters.batching import batch_cores
 from espnet_ssvd.fileio import atomic_write_text
 from espnet_ssvd.pretrained import OWSM_SIZES
 
@@ -185,16 +189,31 @@ def logits_and_loss(model, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     return logits, CTC_WEIGHT * ctc + (1 - CTC_WEIGHT) * attention
 
 
+class Loss(torch.nn.Module):
+    """The step's loss as one call of a module, as ESPnet's trainer calls the model: the adapters'
+    batched cores (adapters/batching.py) hook that call."""
+
+    def __init__(self, model, batch: Batch):
+        super().__init__()
+        self.model, self.batch = model, batch
+
+    def forward(self) -> torch.Tensor:
+        return logits_and_loss(self.model, self.batch)[1]
+
+
 def train_step(model, batch: Batch):
     """A training step of ``model`` as a closure; no optimizer when nothing is trainable."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-3) if trainable else None
+    loss = Loss(model, batch)
+    if hasattr(model, "espnet_ssvd_core_batcher"):
+        batch_cores(loss)
 
     def step():
         batch.feats.grad = None
         if optimizer:
             optimizer.zero_grad(set_to_none=True)
-        logits_and_loss(model, batch)[1].backward()
+        loss().backward()
         if optimizer:
             optimizer.step()
 
@@ -264,9 +283,12 @@ def method_worker(job: dict) -> dict:
     result["frozen_step"], result["step"] = interleaved_times(
         [train_step(reference, batch), train_step(model, batch)], device, job["repeats"])
     adapted_logits = eval_logits(model, batch)
+    reference.eval()
+    with torch.no_grad():  # decoding with the adapter unmerged (its weight cache)
+        result["unmerged_base_forward"], result["unmerged_forward"] = interleaved_times(
+            [lambda: logits_and_loss(reference, batch), lambda: logits_and_loss(model, batch)], device, job["repeats"])
     merge_adapters(model)
     result["merge_err"] = relative_error(eval_logits(model, batch), adapted_logits)
-    reference.eval()
     with torch.no_grad():
         result["base_forward"], result["forward"] = interleaved_times(
             [lambda: logits_and_loss(reference, batch), lambda: logits_and_loss(model, batch)], device, job["repeats"])
@@ -336,8 +358,8 @@ def table_header(device: str) -> list[str]:
     return [
         "| model | method | settings | trainable | attach + init s | RSS MiB | delta RSS MiB | tensors MiB "
         f"| static x frozen | {peak} | peak x frozen | train step ms | frozen step ms | x frozen | x LoRA "
-        "| merged fwd ms | base fwd ms | x base | init / merge err |",
-        "|" + "---|" * 19,
+        "| merged fwd ms | base fwd ms | x base | unmerged fwd x base | init / merge err |",
+        "|" + "---|" * 20,
     ]
 
 
@@ -354,10 +376,10 @@ def size_rows(size: str, args) -> tuple[list[str], list[dict]]:
     print(f"[{size}] frozen base ...", file=sys.stderr)
     base = run_worker({**job, "method": None, "methods": args.methods})
     if "error" in base:
-        return [f"| {size} | frozen base | {base['error']} |" + " |" * 16], []
+        return [f"| {size} | frozen base | {base['error']} |" + " |" * 17], []
     model = f"{size} ({SIZE_LABELS[size]}, {base['params'] / 1e6:.1f}M params)"
     lines = [f"| {model} | frozen base | - | 0 | - | {base['rss']:.0f} | {base['delta_rss']:+.0f} "
-             f"| {base['tensors']:.0f} | 1.00 |" + " - |" * 10]
+             f"| {base['tensors']:.0f} | 1.00 |" + " - |" * 11]
     results = []
     for row in base["rows"]:
         print(f"[{size}] {row['method']} {row['settings']} ...", file=sys.stderr)
@@ -374,7 +396,7 @@ def size_rows(size: str, args) -> tuple[list[str], list[dict]]:
     for row, r in results:
         settings = ", ".join(f"{k}={v}" for k, v in row["settings"].items())
         if "error" in r:
-            lines.append(f"| {model} | {row['method']} | {settings} | {r['error']} |" + " |" * 15)
+            lines.append(f"| {model} | {row['method']} | {settings} | {r['error']} |" + " |" * 16)
             continue
         trainable = (f"{r['trainable']:,} ({100 * r['trainable'] / base['params']:.2f} %, "
                      f"{100 * (r['trainable'] / row['budget'] - 1):+.1f} % vs budget)")
@@ -384,6 +406,7 @@ def size_rows(size: str, args) -> tuple[list[str], list[dict]]:
         x_frozen = median_ratio(r.get("step"), r.get("frozen_step"))
         record = {"model": size, "method": row["method"], "batch": f"{BATCH} x {SECONDS} s",
                   "step_x_frozen": x_frozen,
+                  "unmerged_forward_x_base": median_ratio(r.get("unmerged_forward"), r.get("unmerged_base_forward")),
                   "step_x_lora": None if x_frozen is None or not lora_x_frozen else x_frozen / lora_x_frozen,
                   "static_x_frozen": (base["tensors"] + r["tensors"]) / base["tensors"],
                   "peak_x_frozen": r["peak"] / frozen_peak, "trainable": r["trainable"], "attach_s": r["attach_s"]}
@@ -395,7 +418,8 @@ def size_rows(size: str, args) -> tuple[list[str], list[dict]]:
             f"| {r['delta_rss']:+.0f} | {r['tensors']:.0f} | {shown['static_x_frozen']} | {r['peak']:.0f} "
             f"| {shown['peak_x_frozen']} | {ms(r.get('step'))} | {ms(r.get('frozen_step'))} "
             f"| {shown['step_x_frozen']} | {shown['step_x_lora']} | {ms(r.get('forward'))} "
-            f"| {ms(r.get('base_forward'))} | {ratio(r.get('forward'), r.get('base_forward'))} | {errors} |"
+            f"| {ms(r.get('base_forward'))} | {ratio(r.get('forward'), r.get('base_forward'))} "
+            f"| {ratio(r.get('unmerged_forward'), r.get('unmerged_base_forward'))} | {errors} |"
         )
     return lines, records
 

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from torch import nn
 
 from .base import AdaptedLinear, AttachSummary, LayerSummary, PRESETS, config_from_dict, match_targets
+from .batching import batch_cores
 from .errors import AdapterError
 from .loading import verify_checkpoint_keys
 from .peft_methods import (
@@ -124,6 +125,9 @@ def attach_adapter(
         raise
     if spec.name != "full":
         model.register_load_state_dict_post_hook(verify_checkpoint_keys)
+    batchable = any(isinstance(m, AdaptedLinear) and m.batch_key() is not None for m in model.modules())
+    if batchable and not hasattr(model, "espnet_ssvd_core_batcher"):
+        model.espnet_ssvd_core_batcher = batch_cores(model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     summary = AttachSummary(method, layers, trainable, total)
     model.espnet_ssvd_summary = summary

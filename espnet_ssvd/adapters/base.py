@@ -39,8 +39,9 @@ class AdaptedLinear(nn.Module):
     whatever the model dtype, and only then cast to the input's dtype, so the update is exactly
     zero at init under any autocast and small updates are not lost to cancellation. The
     ``basis`` buffers (frozen SVD factors) stay float32 when the model is cast to a 16-bit dtype.
-    Under no_grad (decoding) the small trained factors are computed once and reused until a
-    parameter changes.
+    Under no_grad (decoding) the factors and, in ``auto`` mode, W' itself are formed once and
+    reused until a parameter changes; ``forward_mode: lowrank`` keeps decoding memory at the
+    adapter's own (no weight copy), ``merge()`` at the frozen model's.
     """
 
     basis: tuple[str, ...] = ()
@@ -51,7 +52,8 @@ class AdaptedLinear(nn.Module):
         self.base_layer = base_layer
         self.forward_mode = forward_mode
         self.merged = False
-        self._cache: tuple[tuple, tuple] | None = None
+        self._cache: list | None = None
+        self._batched: tuple[torch.Tensor, ...] | None = None  # set by adapters/batching.py
         self.register_state_dict_pre_hook(refuse_merged_state_dict)
 
     @property
@@ -96,18 +98,39 @@ class AdaptedLinear(nn.Module):
     def check_state(self) -> None:
         """Hook for layers whose state must come from a checkpoint before they can run."""
 
+    def batch_key(self) -> tuple | None:
+        """Layers with equal keys can form their factors together in ``batched_factors``."""
+        return None
+
+    @staticmethod
+    def batched_factors(layers: list["AdaptedLinear"], dtype: torch.dtype) -> list[tuple[torch.Tensor, ...]]:
+        raise NotImplementedError
+
     # --- shared
     def factors(self) -> tuple[torch.Tensor, ...]:
         if torch.is_grad_enabled():
             self._cache = None
+            if self._batched is not None:  # formed with the layer's group for this forward
+                return self._batched
             with torch.autocast(self.weight.device.type, enabled=False):
                 return self.trained_factors(self.compute_dtype())
+        return self._no_grad_cache()[1]
+
+    def _no_grad_cache(self) -> list:
+        """[key, factors, W' or None], valid until a parameter or buffer changes."""
         key = tuple((p.data_ptr(), p._version, p.dtype) for p in self.parameters()) + tuple(
             (b.data_ptr(), b._version) for b in self.buffers())
         if self._cache is None or self._cache[0] != key:
             with torch.autocast(self.weight.device.type, enabled=False):
-                self._cache = (key, self.trained_factors(self.compute_dtype()))
-        return self._cache[1]
+                self._cache = [key, self.trained_factors(self.compute_dtype()), None]
+        return self._cache
+
+    def eval_weight(self) -> torch.Tensor:
+        """W' under no_grad, formed once and reused by every call until a parameter changes."""
+        cache = self._no_grad_cache()
+        if cache[2] is None:
+            cache[2] = self.adapted_weight()
+        return cache[2]
 
     def get_delta_weight(self) -> torch.Tensor:
         """dW in the compute dtype (float32 or better)."""
@@ -138,6 +161,10 @@ class AdaptedLinear(nn.Module):
         if self.merged:
             return self.base_layer(x)
         self.check_state()
+        if not torch.is_grad_enabled() and self.forward_mode != "lowrank":
+            # Decoding: W' costs one dense evaluation and serves every later call (each step of a
+            # beam search) at the frozen layer's speed, for one copy of the weight.
+            return F.linear(x, self.eval_weight(), self.bias)
         training = torch.is_grad_enabled() and any(
             p.requires_grad for n, p in self.named_parameters() if not n.startswith("base_layer."))
         if self.use_dense(x.numel() // x.shape[-1], training):

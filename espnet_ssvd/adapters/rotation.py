@@ -22,9 +22,34 @@ def check_rotation_map(rotation_map: str) -> None:
 
 @functools.lru_cache(maxsize=None)
 def upper_indices(k: int, device: torch.device) -> torch.Tensor:
-    """Strict upper-triangle indices, shared by every rotation of size k on a device: as a
-    per-layer buffer they took 4x the memory of the rotation's own parameters (int64 pairs)."""
-    return torch.triu_indices(k, k, 1, device=device)
+    """Flat strict upper-triangle indices of a k x k matrix, shared by every rotation of size k on
+    a device: as a per-layer buffer they took 4x the memory of the rotation's own parameters."""
+    rows, cols = torch.triu_indices(k, k, 1, device=device)
+    return rows * k + cols
+
+
+def skew_matrices(skew: torch.Tensor, k: int) -> torch.Tensor:
+    """(G, k, k) skew-symmetric matrices from G stacked strict upper triangles (G, k(k-1)/2)."""
+    upper = skew.new_zeros(len(skew), k * k).index_copy(1, upper_indices(k, skew.device), skew).view(-1, k, k)
+    return upper - upper.transpose(1, 2)
+
+
+def minus_identities(skew: torch.Tensor, k: int, rotation_map: str) -> torch.Tensor:
+    """R - I for G stacked rotations of one map, formed without subtracting I, so a small rotation
+    keeps its full relative precision and zero parameters give exactly zero. One batched op per
+    step serves every rotation of the group (adapters/batching.py)."""
+    S = skew_matrices(skew, k)
+    if rotation_map == "linear":
+        return 2 * S
+    eye = torch.eye(k, device=S.device, dtype=S.dtype)
+    if rotation_map == "cayley":
+        # (I - S)^-1 (I + S) - I = (I - S)^-1 2S
+        return torch.linalg.solve(eye - S, 2 * S)
+    # expm(S) - I = S phi(S), phi(S) = sum S^j / (j+1)!: the top-right block of expm([[S, I], [0, 0]]).
+    block = S.new_zeros(len(S), 2 * k, 2 * k)
+    block[:, :k, :k] = S
+    block[:, :k, k:] = eye
+    return S @ torch.linalg.matrix_exp(block)[:, :k, k:]
 
 
 class SkewRotation(nn.Module):
@@ -44,26 +69,10 @@ class SkewRotation(nn.Module):
         self.skew = nn.Parameter(torch.zeros(k * (k - 1) // 2))
 
     def skew_matrix(self, dtype: torch.dtype | None = None) -> torch.Tensor:
-        skew = self.skew if dtype is None else self.skew.to(dtype)
-        rows, cols = upper_indices(self.k, skew.device)
-        upper = skew.new_zeros(self.k, self.k).index_put((rows, cols), skew)
-        return upper - upper.T
+        return skew_matrices(self.skew[None] if dtype is None else self.skew.to(dtype)[None], self.k)[0]
 
     def minus_identity(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """R - I, formed without subtracting I, so a small rotation keeps its full relative
-        precision and zero parameters give exactly zero."""
-        skew = self.skew_matrix(dtype)
-        if self.rotation_map == "linear":
-            return 2 * skew
-        eye = torch.eye(self.k, device=skew.device, dtype=dtype)
-        if self.rotation_map == "cayley":
-            # (I - S)^-1 (I + S) - I = (I - S)^-1 2S
-            return torch.linalg.solve(eye - skew, 2 * skew)
-        # expm(S) - I = S phi(S), phi(S) = sum S^j / (j+1)!: the top-right block of expm([[S, I], [0, 0]]).
-        block = torch.zeros(2 * self.k, 2 * self.k, device=skew.device, dtype=dtype)
-        block[: self.k, : self.k] = skew
-        block[: self.k, self.k :] = eye
-        return skew @ torch.linalg.matrix_exp(block)[: self.k, self.k :]
+        return minus_identities(self.skew.to(dtype)[None], self.k, self.rotation_map)[0]
 
     def forward(self) -> torch.Tensor:
         return torch.eye(self.k, device=self.skew.device) + self.minus_identity()

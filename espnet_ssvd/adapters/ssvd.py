@@ -22,7 +22,7 @@ from torch import nn
 
 from .base import LayerSummary, replace_module, require_linear
 from .errors import AdapterError, require_int
-from .rotation import SkewRotation, check_rotation_map
+from .rotation import SkewRotation, check_rotation_map, minus_identities
 from .svd import SVDBasisLinear, SVDInitOptions
 
 DOWN_PROJ_SIDES = ("input", "output")
@@ -100,19 +100,39 @@ class SSVDLinear(SVDBasisLinear):
         self.delta = nn.Parameter(torch.zeros(k_s))
         self.gate = nn.Parameter(torch.zeros(()))
 
+    def batch_key(self):
+        rotations = tuple(None if r is None else (r.k, r.rotation_map)
+                          for r in (getattr(self, self.right), getattr(self, self.left)))
+        return (SSVDLinear, self.V.shape[1], self.U.shape[1], self.k_s, rotations, self.compute_dtype(), self.delta.device)
+
     def trained_factors(self, dtype):
-        m_in, m_out = self.V.shape[1], self.U.shape[1]
-        right, left = getattr(self, self.right), getattr(self, self.left)
-        M = None
+        return self.batched_factors([self], dtype)[0]
+
+    @staticmethod
+    def batched_factors(layers, dtype):
+        """(M, E_out) of every layer in ``layers`` (one batch_key) from stacked parameters: the
+        same ops for one layer or for all of a model's same-shaped layers at once."""
+        first = layers[0]
+        m_in, m_out, k_s = first.V.shape[1], first.U.shape[1], first.k_s
+        right, left = getattr(first, first.right), getattr(first, first.left)
+
+        def stacked(get):
+            return torch.stack([get(layer) for layer in layers]).to(dtype)
+
+        M = E_out = None
         if m_in:
-            shift = self.delta.to(dtype) * torch.sigmoid(self.gate.to(dtype))
-            d = F.pad(shift / self.s[: self.k_s].to(dtype).clamp_min(torch.finfo(dtype).tiny), (0, m_in - self.k_s))
-            M = torch.diag(d)
+            shift = stacked(lambda layer: layer.delta) * torch.sigmoid(stacked(lambda layer: layer.gate))[:, None]
+            s = stacked(lambda layer: layer.s[:k_s]).clamp_min(torch.finfo(dtype).tiny)
+            d = F.pad(shift / s, (0, m_in - k_s))
+            M = torch.diag_embed(d)
             if right is not None:
-                e = F.pad(right.minus_identity(dtype), (0, m_in - right.k, 0, m_in - right.k))
-                M = M + e + d[:, None] * e  # (I + D)(I + E) - I
-        E_out = left.minus_identity(dtype) if left is not None and m_out else None
-        return M, E_out
+                e = minus_identities(stacked(lambda layer: getattr(layer, layer.right).skew), right.k, right.rotation_map)
+                e = F.pad(e, (0, m_in - right.k, 0, m_in - right.k))
+                M = M + e + d[:, :, None] * e  # (I + D)(I + E) - I
+        if left is not None and m_out:
+            E_out = minus_identities(stacked(lambda layer: getattr(layer, layer.left).skew), left.k, left.rotation_map)
+        none = [None] * len(layers)
+        return list(zip(none if M is None else M.unbind(0), none if E_out is None else E_out.unbind(0)))
 
     def delta_from(self, factors):
         M, E_out = factors
