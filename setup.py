@@ -30,6 +30,8 @@ setup(
         "matplotlib",
         "jiwer>=3",
         "tqdm",
+        # The job engine of the recipes (local processes or Slurm).
+        "submitit>=1.5",
         "pyyaml",
     ],
     extras_require={"test": ["pytest>=8"]},

@@ -2,6 +2,7 @@
 
 import json
 import re
+import unicodedata
 from pathlib import Path
 
 import jiwer
@@ -9,12 +10,21 @@ import numpy as np
 
 from .fileio import atomic_write_text, read_kaldi
 
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+# Underscore counts as punctuation although \w matches it.
 _PUNCT = re.compile(r"[^\w\s']|_")
+# Only apostrophes inside a word (don't, it's) survive; quote marks around words do not.
+_LOOSE_APOSTROPHE = re.compile(r"(?<!\w)'|'(?!\w)")
 
 
 def normalize(text: str) -> str:
-    """Lowercase, no punctuation: a pretrained OWSM writes cased, punctuated text, the references are normalised."""
-    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+    """The one normalisation of references (the recipes' data preparation) and hypotheses (a
+    pretrained OWSM writes cased, punctuated text): lowercase; punctuation, hyphens included,
+    becomes a space, except apostrophes inside words; digits stay digits. NFKC first, so that a
+    letter with a combining accent is one character, not a letter and a mark split off."""
+    text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES).lower()
+    text = _LOOSE_APOSTROPHE.sub(" ", _PUNCT.sub(" ", text))
+    return " ".join(text.split())
 
 
 def score(ref_file: Path, hyp_file: Path, out: Path) -> dict:

@@ -11,11 +11,11 @@ import copy
 import time
 
 import torch
-from tqdm import tqdm
 
 from espnet2.asr.encoder.e_branchformer_encoder import EBranchformerEncoder
 from espnet_ssvd import attach_adapter
 from espnet_ssvd.budget import budget_table, target_shapes
+from espnet_ssvd.recipe.progress import bar
 
 TARGETS = ["attention", "ffn"]
 METHODS = ["lora", "dora", "pissa", "ssvd", "ssvd_outer"]
@@ -52,7 +52,7 @@ def main():
         with torch.no_grad():
             return sum(torch.nn.functional.mse_loss(model(x, n)[0], ref(x, n)[0]).item() for x, n in tests) / len(tests)
 
-    print(f"\n| method | settings | trainable | target error | source drift | time (s) |\n|---|---|---|---|---|---|")
+    print("\n| method | settings | trainable | target error | source drift | time (s) |\n|---|---|---|---|---|---|")
     print(f"| pretrained | - | 0 | {distance(source, target):.4f} | 0.0000 | - |")
     for row in rows:
         model = copy.deepcopy(source)
@@ -61,7 +61,7 @@ def main():
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
         start = time.time()
         model.train()
-        for _ in tqdm(range(STEPS), desc=row.method, leave=False):
+        for _ in bar(range(STEPS), total=STEPS, desc=row.method):
             x, n = batch()
             with torch.no_grad():
                 goal = target(x, n)[0]

@@ -1,9 +1,11 @@
 """Multi-process training (torch DDP over gloo, as ESPnet's spawned workers do) and the asr.sh launcher."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
@@ -78,3 +80,24 @@ def test_stock_recipe_launcher_runs_espnet_train_with_the_plugin(tmp_path):
                                    "--ngpu", "0", "--beam_size", "2"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     assert len((tmp_path / "dec" / "1best_recog" / "text").read_text().splitlines()) == 8
+
+
+def test_espnet_distributed_training_runs_through_the_job_path(tmp_path, monkeypatch):
+    """ESPnet's multiprocessing-distributed spawn (2 ranks, gloo, CPU) as a job of the local
+    engine: the spawned ranks re-import the plugin and train an SSVD-O model together."""
+    from espnet_ssvd.recipe.jobs import Job, read_records, run_jobs
+    from espnet_ssvd.recipe.settings import Settings
+
+    import ddp_job
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
+    exp = make_experiment(tmp_path / "tiny")
+    out = tmp_path / "exp" / "ddp"
+    cmd = train_args(exp, out, "--max_epoch", "1", "--use_adapter", "true", "--adapter", "ssvd_outer",
+                     "--adapter_conf", json.dumps({"k": 4, "target_modules": ["attention"]}))
+    settings = Settings(exp=tmp_path / "exp", max_parallel_jobs=1)
+    run_jobs(settings, "adapt", [Job("ddp", out, out / "train.log", ddp_job.distributed_training, (cmd,))])
+    log = (out / "train.log").read_text()
+    assert ":0/2]" in log and "epoch results" in log  # rank 0 of a world of 2 logged the epoch
+    assert "espnet_ssvd: adapter ssvd_outer" in log and (out / "1epoch.pth").exists()
+    assert read_records(settings, "adapt")["ddp"]["state"] == "done"

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from espnet_ssvd import recipe
+from espnet_ssvd.recipe import cli, plan as plan_stage
+from espnet_ssvd.recipe.check import check
+from espnet_ssvd.recipe.settings import parse
 from espnet_ssvd.fileio import atomic_path, atomic_write_text
 
 from espnet_data import make_experiment
@@ -42,7 +44,7 @@ def test_run_sh_with_an_unknown_method_stops_before_stage_1(tmp_path):
 @pytest.mark.parametrize("stage", ["check", "adapt"])
 def test_every_stage_refuses_methods_it_cannot_run(tmp_path, capsys, methods, problem, stage):
     argv = [stage, "--methods", methods, "--adapt_config_dir", str(SYNTH_CONF), "--exp", str(tmp_path / "exp")]
-    assert recipe.main(argv) == 2
+    assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert problem in err and AVAILABLE in err
     assert not (tmp_path / "exp").exists()
@@ -61,16 +63,16 @@ def test_yaml_adapter_options_the_recipe_would_override_or_cannot_use_are_refuse
     shutil.copytree(SYNTH_CONF, conf_dir)
     config = yaml.safe_load((conf_dir / "adapt_ssvd.yaml").read_text())
     (conf_dir / "adapt_ssvd.yaml").write_text(yaml.safe_dump({**config, "adapter_conf": adapter_conf}))
-    assert recipe.main(["check", "--methods", "lora ssvd", "--adapt_config_dir", str(conf_dir)]) == 2
+    assert cli.main(["check", "--methods", "lora ssvd", "--adapt_config_dir", str(conf_dir)]) == 2
     assert f"error: {conf_dir / 'adapt_ssvd.yaml'}: {problem}" in capsys.readouterr().err
 
 
 def test_bad_budget_or_outer_fraction_is_refused(capsys):
-    assert recipe.main(["check", "--adapt_config_dir", str(SYNTH_CONF), "--budgets", "1% lots"]) == 2
+    assert cli.main(["check", "--adapt_config_dir", str(SYNTH_CONF), "--budgets", "1% lots"]) == 2
     assert "cannot read budget 'lots'" in capsys.readouterr().err
-    assert recipe.main(["check", "--adapt_config_dir", str(SYNTH_CONF), "--outer_fractions", "0 half"]) == 2
+    assert cli.main(["check", "--adapt_config_dir", str(SYNTH_CONF), "--outer_fractions", "0 half"]) == 2
     assert "cannot read --outer_fractions '0 half'" in capsys.readouterr().err
-    assert recipe.main(["check", "--adapt_config_dir", str(SYNTH_CONF)]) == 0
+    assert cli.main(["check", "--adapt_config_dir", str(SYNTH_CONF)]) == 0
 
 
 def test_plan_matches_budgets_with_the_yaml_adapter_conf_and_adapt_trains_that_count(tmp_path, monkeypatch):
@@ -93,12 +95,12 @@ def test_plan_matches_budgets_with_the_yaml_adapter_conf_and_adapt_trains_that_c
         config = yaml.safe_load((conf_dir / "adapt_ssvd_outer.yaml").read_text())
         (conf_dir / f"adapt_{method}.yaml").write_text(yaml.safe_dump({**config, "adapter_conf": options}))
     trained = []
-    monkeypatch.setattr(recipe, "train", lambda task, cmd, log_file: trained.append(cmd))
-    args = recipe.parse_args(["adapt", "--exp", str(tmp_path / "exp"), "--adapt_config_dir", str(conf_dir),
-                              "--methods", "ssvd_outer spectral_lora", "--domains", "child", "--budgets", "5%",
-                              "--budget_tolerance", "0.5", "--nj", "1"])
-    recipe.check(args)
-    recipe.adapt(args)
+    monkeypatch.setattr(plan_stage, "run_jobs", lambda settings, stage, jobs: trained.extend(jobs))
+    _, settings = parse(["adapt", "--exp", str(tmp_path / "exp"), "--adapt_config_dir", str(conf_dir),
+                         "--methods", "ssvd_outer spectral_lora", "--domains", "child", "--budgets", "5%",
+                         "--budget_tolerance", "0.5"], list(cli.STAGES), "")
+    check(settings)
+    plan_stage.adapt(settings)
 
     plan = json.loads((tmp_path / "exp" / "plan.json").read_text())
     assert [e["method"] for e in plan] == ["ssvd_outer", "spectral_lora"] and len(trained) == 2
@@ -126,3 +128,20 @@ def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path):
         assert tmp.parent == tmp_path and tmp.suffix == ".png" and not tmp.exists()
         tmp.write_bytes(b"png")
     assert (tmp_path / "plot.png").read_bytes() == b"png" and len(list(tmp_path.iterdir())) == 2
+
+
+@pytest.mark.parametrize("conf,problem", [
+    (None, "--cluster slurm needs a YAML mapping of Slurm settings in {path}"),
+    ({"partition": "gpu", "gpus": 4}, "{path}: unknown Slurm settings gpus; known: account, additional_parameters"),
+])
+def test_a_slurm_configuration_it_cannot_use_is_refused_before_any_work(tmp_path, capsys, conf, problem):
+    path = tmp_path / "slurm.yaml"
+    if conf is not None:
+        path.write_text(yaml.safe_dump(conf))
+    argv = ["adapt", "--cluster", "slurm", "--slurm_conf", str(path), "--adapt_config_dir", str(SYNTH_CONF),
+            "--exp", str(tmp_path / "exp")]
+    assert cli.main(argv) == 2
+    assert problem.format(path=path) in capsys.readouterr().err
+    assert not (tmp_path / "exp").exists()
+    assert cli.main(["check", "--cluster", "cloud"]) == 2
+    assert "--cluster 'cloud': choose one of local, slurm" in capsys.readouterr().err

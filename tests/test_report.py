@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from espnet_ssvd.scoring import score, wer_summary
-from espnet_ssvd.report import write_report
+from espnet_ssvd.recipe.report import write_report
 
 
 def kaldi(path: Path, rows: dict[str, str]) -> Path:

@@ -53,3 +53,11 @@ def test_no_import_cycles():
             break
     assert not cycle, "import cycle: " + " -> ".join(cycle)
     assert len(graph) > 20  # the walk saw the package
+
+
+def test_recipe_modules_are_small_and_say_what_they_do():
+    for path in sorted((PACKAGE / "recipe").glob("*.py")):
+        lines = path.read_text().splitlines()
+        assert len(lines) <= 250, f"{path.name}: {len(lines)} lines"
+        if path.name != "__main__.py":
+            assert ast.get_docstring(ast.parse(path.read_text())), f"{path.name} has no docstring"

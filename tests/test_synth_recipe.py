@@ -57,6 +57,16 @@ def test_fast_run_produces_every_stage_output_and_a_full_report(recipe):
         for test in (f"{e['domain']}_test", "test_source"):
             wer = json.loads((exp / f"decode_{test}" / "wer.json").read_text())
             assert wer["ci_low"] <= wer["wer"] <= wer["ci_high"]
+    # Every training and decoding ran as its own job of the local engine (2 workers), at most 2 at once.
+    expected = {"source": 1, "zeroshot": 1 + len(DOMAINS), "adapt": len(plan), "decode": 2 * len(plan)}
+    for stage, count in expected.items():
+        records = [json.loads(p.read_text()) for p in (recipe / "exp" / "jobs" / stage).glob("*.json")]
+        assert len(records) == count, stage
+        assert all(r["state"] == "done" and r["engine"] == "local" and Path(r["log"]).stat().st_size > 0
+                   for r in records)
+        assert len({r["log"] for r in records}) == count and len({r["id"] for r in records}) <= 2
+        events = sorted([(r["start"], 1) for r in records] + [(r["end"], -1) for r in records])
+        assert max(sum(step for _, step in events[: i + 1]) for i in range(len(events))) <= 2, stage
     report = (recipe / "RESULTS.md").read_text()
     for domain in DOMAINS:
         section = report.split(f"## {domain}")[1].split("## ")[0]

@@ -1,7 +1,7 @@
 """Helpers shared by the recipes' data preparation (egs2/*/asr1/local/prepare_*.py).
 
-Each prep script puts this directory on sys.path itself, so data preparation needs only the
-standard library and soundfile, not ESPnet or Kaldi's utils/.
+Each prep script puts this directory on sys.path itself, so data preparation needs soundfile and
+the plugin's scorer (for its text normalisation), not ESPnet or Kaldi's utils/.
 """
 
 import argparse
@@ -10,7 +10,6 @@ import re
 import shlex
 import shutil
 import sys
-import unicodedata
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,13 +17,11 @@ from pathlib import Path
 
 import soundfile
 
+# The references are normalised exactly as the scorer normalises hypotheses.
+from espnet_ssvd.scoring import normalize as normalize_text  # noqa: F401 (used by the prep scripts)
+
 SAMPLE_RATE = 16000
 
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
-# Underscore counts as punctuation although \w matches it.
-_PUNCT = re.compile(r"[^\w\s']|_")
-# Only apostrophes inside a word (don't, it's) survive; quote marks around words do not.
-_LOOSE_APOSTROPHE = re.compile(r"(?<!\w)'|'(?!\w)")
 _ID = re.compile(r"\S+")
 
 
@@ -47,17 +44,6 @@ def id_list(known, what: str):
         return ids
 
     return parse
-
-
-def normalize_text(text: str) -> str:
-    """Lowercase; punctuation (hyphens included) becomes a space, except apostrophes inside words.
-
-    NFKC first, so that a letter with a combining accent is one character, not a letter and a
-    mark the punctuation rule would split off. Digits are kept as digits.
-    """
-    text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES).lower()
-    text = _LOOSE_APOSTROPHE.sub(" ", _PUNCT.sub(" ", text))
-    return " ".join(text.split())
 
 
 def sox_pipe(path, in_type: str | None = None) -> str:

@@ -5,13 +5,19 @@
 #   4 zero-shot decoding     5 adaptation per domain x method x budget (x outer fraction)
 #   6 decoding of every adapted model on its target test set and on the source test set
 #   7 report: RESULTS.md with WER and 95 % bootstrap intervals, and plots
-# Re-running skips finished work; an interrupted training resumes from its last checkpoint.
+# Every training (3, 5) and decoding (4, 6) is a job with its own log and record under exp/jobs/<stage>/,
+# run by submitit locally (--max_parallel_jobs at once) or on Slurm (--cluster slurm, conf/slurm.yaml).
+# Re-running skips finished work and resubmits failed jobs; an interrupted training resumes from its
+# last checkpoint.
 set -euo pipefail
 
 stage=1
 stop_stage=7
-ngpu=0
-nj=2
+ngpu=0                      # GPUs per training job (> 1: ESPnet's distributed training)
+nj=2                        # parallel audio formatting
+cluster=local               # local | slurm: where each training and decoding job runs
+max_parallel_jobs=2         # local jobs at once (each with GPUs of its own when ngpu > 0)
+slurm_conf=conf/slurm.yaml  # Slurm settings of every job (partition, time, mem, cpus_per_task, ...)
 python=python3
 adapter=""                  # one method: lora | dora | pissa | ssvd | ssvd_outer | full (default: all)
 methods="lora dora pissa ssvd ssvd_outer full"
@@ -60,6 +66,7 @@ common=(--data "${data}" --exp "${exp}" --token_dir "${data}/token_list/bpe${bpe
         --decode_batch_size "${decode_batch_size}" --train_args "${train_args}" --model "${model}"
         --adapt_set "${adapt_set}" --dev_set "${dev_set}" --test_sets "${test_sets}" --source_test_set "${source_test_set}"
         --lang_sym "${lang_sym}" --decode_method "${decode_method}" --beam_size "${beam_size}" --nj "${nj}"
+        --cluster "${cluster}" --max_parallel_jobs "${max_parallel_jobs}" --slurm_conf "${slurm_conf}"
         ${pretrained_cachedir:+--pretrained_cachedir "${pretrained_cachedir}"})
 recipe() { ${python} -m espnet_ssvd.recipe "$1" "${common[@]}"; }
 log() { echo "[adapt.sh] $(date '+%H:%M:%S') $*"; }

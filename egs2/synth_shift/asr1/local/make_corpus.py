@@ -136,7 +136,9 @@ def synthesise(job: tuple[str, str, Speaker]) -> None:
             cmd = ["espeak-ng", "-v", spk.voice, "-p", str(spk.pitch), "-s", str(int(spk.rate)), "-w", str(raw), text]
         subprocess.run(cmd, check=True, capture_output=True)
         effects = [] if spk.vtl == 1.0 else ["speed", str(spk.vtl), "tempo", f"{1 / spk.vtl:.4f}"]
-        subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", out, *effects], check=True,
+        # -R: sox seeds its dither with a fixed number (by default it differs per call, and so
+        # did every resampled or speed-shifted wav between two runs of the same --seed).
+        subprocess.run(["sox", "-R", str(raw), "-r", "16000", "-c", "1", "-b", "16", out, *effects], check=True,
                        capture_output=True)
 
 

@@ -1,4 +1,4 @@
-"""RESULTS.md and plots of an adaptation recipe, from what the run wrote under exp/."""
+"""Stage 7: RESULTS.md and plots of an adaptation recipe, from what the run wrote under exp/."""
 
 import json
 import platform
@@ -9,9 +9,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .budget import DEFAULT_METHODS  # noqa: E402
-from .fileio import atomic_path, atomic_write_text  # noqa: E402
-from .scoring import wer_summary  # noqa: E402
+from ..budget import DEFAULT_METHODS  # noqa: E402
+from ..fileio import atomic_path, atomic_write_text  # noqa: E402
+from ..scoring import wer_summary  # noqa: E402
+from .data import test_sets  # noqa: E402
+from .settings import Settings  # noqa: E402
 
 
 def read_wer(exp: Path, name: str) -> dict | None:
@@ -52,7 +54,7 @@ def write_report(exp_root: Path, domains: dict[str, list[str]], source_set: str,
     base_src = read_wer(source, source_set)
     lines = ["# Results", "",
              "WER (%) with 95 % bootstrap confidence intervals over utterances. Forgetting is the change of",
-             f"source-domain WER ({source_set}) against the source model. Written by `espnet_ssvd.report` from",
+             f"source-domain WER ({source_set}) against the source model. Written by `espnet_ssvd.recipe.report` from",
              f"{exp_root}/ of this run; machine: {platform.machine()}, {platform.python_version()}.", ""]
     name_file = source / "pretrained_name"
     if name_file.exists():
@@ -108,14 +110,7 @@ def plot_domain(domain: str, points, zero, base_src, out_dir: Path) -> list[Path
     if zero and base_src:
         ax.plot(base_src["wer"], zero["wer"], "k*", markersize=12, label="pretrained")
     ax.set_xlabel("source WER (%)  (forgetting →)")
-    ax.set_ylabel(f"{domain} target WER (%)")
-    ax.set_title(f"{domain}: learning vs forgetting")
-    ax.legend(fontsize=7)
-    tradeoff = out_dir / f"tradeoff_{domain}.png"
-    fig.tight_layout()
-    with atomic_path(tradeoff) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    tradeoff = save_plot(fig, ax, domain, "learning vs forgetting", out_dir / f"tradeoff_{domain}.png")
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     by_method: dict[str, list] = {}
@@ -127,12 +122,20 @@ def plot_domain(domain: str, points, zero, base_src, out_dir: Path) -> list[Path
         ax.plot([x for x, _ in xy], [y for _, y in xy], "o-", label=name)
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters (budget)")
+    return [tradeoff, save_plot(fig, ax, domain, "target WER against budget", out_dir / f"budget_{domain}.png")]
+
+
+def save_plot(fig, ax, domain: str, title: str, path: Path) -> Path:
     ax.set_ylabel(f"{domain} target WER (%)")
-    ax.set_title(f"{domain}: target WER against budget")
+    ax.set_title(f"{domain}: {title}")
     ax.legend(fontsize=7)
-    budget_plot = out_dir / f"budget_{domain}.png"
     fig.tight_layout()
-    with atomic_path(budget_plot) as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)
     plt.close(fig)
-    return [tradeoff, budget_plot]
+    return path
+
+
+def report(settings: Settings) -> None:
+    write_report(settings.exp, {d: test_sets(settings, d) for d in settings.domains}, settings.source_test_set,
+                 settings.results)

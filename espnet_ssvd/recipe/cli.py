@@ -1,0 +1,37 @@
+"""``python -m espnet_ssvd.recipe STAGE [options]``: the stages adapt.sh runs, after the options
+are checked. A stage's module is imported only when it runs (ESPnet's imports take 15-30 s)."""
+
+import importlib
+import logging
+import sys
+
+from ..adapters import AdapterError
+from .check import check
+from .settings import parse
+
+STAGES = {"tokens": "data", "source": "train", "zeroshot": "decode", "adapt": "plan", "decode": "decode",
+          "report": "report"}
+DOC = """The stages of the adaptation recipes (egs2/TEMPLATE/adapt1/adapt.sh calls them).
+
+Data dirs: data/train and data/dev (source domain, only needed to pretrain a source model), the
+forgetting set (--source_test_set), and per target domain D the sets named by --adapt_set /
+--dev_set / --test_sets with {domain} standing for D. Every training and decoding is a job of
+--cluster local (--max_parallel_jobs at once) or slurm (--slurm_conf); a rerun skips finished jobs.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    # ESPnet's own basicConfig would send every training's INFO log to the console; each job's
+    # log gets it instead (jobs.output_to).
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, handlers=[console])
+    try:
+        stage, settings = parse(argv, list(STAGES), DOC)
+        check(settings)
+        if stage != "check":
+            getattr(importlib.import_module(f"{__package__}.{STAGES[stage]}"), stage)(settings)
+    except AdapterError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

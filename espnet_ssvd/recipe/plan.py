@@ -1,0 +1,114 @@
+"""Stage 5: every (domain, method, budget, outer fraction) with its budget-matched settings and
+ESPnet config, trained as one job each."""
+
+import json
+from dataclasses import asdict, dataclass
+
+import yaml
+
+from ..adapters import AdapterError, match_targets
+from ..budget import layer_shapes, match_budget, parse_budget
+from ..fileio import atomic_write_text
+from ..pretrained import ARCHITECTURE_KEYS
+from ..tasks import task_class
+from .check import matched_confs, method_yaml
+from .jobs import run_jobs
+from .progress import log
+from .settings import Settings, set_name
+from .source import Source, model_file, source_dir, source_model
+from .train import training_job
+
+
+@dataclass
+class Experiment:
+    domain: str
+    method: str
+    budget: str  # "" for full fine-tuning
+    outer_fraction: float | None
+    settings: dict
+    trainable: int
+    summary: str = "-"  # settings as RESULTS.md shows them (BudgetRow.describe)
+    layers: list[str] | None = None  # the subset of targets a coarse size grid adapts; None: every target
+
+    @property
+    def name(self) -> str:
+        name = f"adapt_{self.domain}_{self.method}"
+        if self.budget:
+            name += "_" + self.budget.replace("%", "pct")
+        if self.outer_fraction is not None:
+            name += f"_of{self.outer_fraction:g}"
+        return name
+
+    def record(self) -> dict:
+        return {**asdict(self), "name": self.name}
+
+
+def plan(settings: Settings, src: Source) -> list[Experiment]:
+    """Every (domain, method, budget, outer fraction) to run, with budget-matched settings."""
+    model, _ = task_class(src.task).build_model_from_file(src.config, None, "cpu")
+    total = sum(p.numel() for p in model.parameters())
+    confs = {m: matched_confs(settings, m) for m in settings.methods if m != "full"}
+    experiments, infeasible = [], []
+    names = match_targets(model, list(settings.targets))
+    shapes = layer_shapes(model, names)
+    for budget in settings.budgets:
+        count = parse_budget(budget, total)
+        for method, runs in confs.items():
+            for fraction, conf in runs:
+                try:
+                    row = match_budget(method, shapes, count, conf, settings.budget_tolerance)
+                except AdapterError as err:
+                    # One unreachable (method, budget) pair must not stop a sweep: it is listed
+                    # in RESULTS.md instead of a row.
+                    log(f"not running {method} at {budget}: {err}")
+                    infeasible.append({"method": method, "budget": budget, "outer_fraction": fraction, "why": str(err)})
+                    continue
+                layers = None if row.layers is None else row.targets(names)
+                experiments += [Experiment(d, method, budget, fraction, row.settings, row.trainable, row.describe(),
+                                           layers) for d in settings.domains]
+    atomic_write_text(settings.exp / "infeasible.json", json.dumps(infeasible, indent=1))
+    if "full" in settings.methods:
+        experiments += [Experiment(d, "full", "", None, {}, total) for d in settings.domains]
+    return experiments
+
+
+def experiment_config(settings: Settings, src: Source, e: Experiment) -> dict:
+    """The ESPnet config of ``e``: the source model's architecture, then the method's training
+    options, with the adapter options as the budget matcher sized them (what plan counted and
+    RESULTS.md shows)."""
+    source_conf = yaml.safe_load(src.config.read_text())
+    conf = {k: v for k, v in source_conf.items() if k in ARCHITECTURE_KEYS}
+    method_conf = method_yaml(settings, e.method)
+    # model_conf: the method's YAML may change the loss weights; the model's own symbols stay.
+    model_conf = {**source_conf.get("model_conf", {}), **method_conf.pop("model_conf", {})}
+    method_conf.pop("adapter_conf", None)
+    conf.update(method_conf, model_conf=model_conf)
+    adapter_conf = dict(e.settings)
+    if e.method != "full":
+        adapter_conf["target_modules"] = e.layers or list(settings.targets)
+    conf.update(use_adapter=True, adapter=e.method, adapter_conf=adapter_conf)
+    return conf
+
+
+def write_plan(settings: Settings, experiments: list[Experiment]) -> None:
+    settings.exp.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(settings.exp / "plan.json", json.dumps([e.record() for e in experiments], indent=1))
+
+
+def adapt(settings: Settings) -> None:
+    """Stage 5: train every planned experiment from the source model, each as its own job."""
+    src = source_model(settings)
+    experiments = plan(settings, src)
+    write_plan(settings, experiments)
+    pretrained = model_file(source_dir(settings))
+    jobs = []
+    for i, e in enumerate(experiments, 1):
+        out = settings.exp / e.name
+        if not (out / ".done").exists():
+            log(f"[{i}/{len(experiments)}] {e.name}: {e.method} {e.summary} ({e.trainable:,} trainable)")
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out / "adapt.yaml", yaml.safe_dump(experiment_config(settings, src, e), sort_keys=False))
+            atomic_write_text(out / "experiment.json", json.dumps(e.record(), indent=1))
+        jobs.append(training_job(settings, e.name, src, out / "adapt.yaml", out, set_name(settings.adapt_set, e.domain),
+                                 set_name(settings.dev_set, e.domain), init_param=pretrained))
+    run_jobs(settings, "adapt", jobs)

@@ -1,0 +1,136 @@
+"""The recipe's options: one typed, validated object that every stage reads."""
+
+import argparse
+import shlex
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
+
+from ..adapters import AdapterError
+from ..budget import parse_budget
+
+CLUSTERS = ("local", "slurm")
+# What --slurm_conf may set (submitit.SlurmExecutor's names); the GPUs come from --ngpu.
+SLURM_KEYS = {"partition", "time", "mem", "cpus_per_task", "nodes", "constraint", "account", "qos",
+              "exclude", "additional_parameters", "setup"}
+DECODE_METHODS = ("beam", "ctc_greedy")
+
+
+@dataclass(frozen=True)
+class Settings:
+    data: Path = Path("data")
+    exp: Path = Path("exp")
+    token_dir: Path = Path("data/token_list/bpe")
+    bpe_size: int = 300
+    source_config: Path = Path("conf/tuning/train_source.yaml")
+    model: str = ""  # pretrained source model: a zoo name or packed .zip; empty: train one
+    pretrained_cachedir: str | None = None
+    adapt_set: str = "{domain}_adapt"  # {domain} stands for each target domain
+    dev_set: str = "{domain}_dev"
+    test_sets: tuple[str, ...] = ("{domain}_test",)  # names or globs
+    source_test_set: str = "test_source"  # the forgetting set
+    lang_sym: str = "<eng>"
+    decode_method: str = "beam"
+    beam_size: int = 5
+    decode_batch_size: int = 16
+    nj: int = 2  # parallel audio formatting
+    adapt_config_dir: Path = Path("conf/tuning")
+    domains: tuple[str, ...] = ("child", "accent")
+    methods: tuple[str, ...] = ("lora", "dora", "pissa", "ssvd", "ssvd_outer", "full")
+    budgets: tuple[str, ...] = ("1%",)
+    budget_tolerance: float = 0.02
+    outer_fractions: tuple[float, ...] = (0.5,)
+    targets: tuple[str, ...] = ("all_linear",)
+    train_args: tuple[str, ...] = ()  # extra ESPnet options for every training
+    results: Path = Path("RESULTS.md")
+    ngpu: int = 0  # GPUs per training job (ESPnet's --ngpu; > 1 trains with DDP)
+    device: str = ""  # decoding device; empty: cuda when ngpu > 0, else cpu
+    cluster: str = "local"
+    max_parallel_jobs: int = 2  # local jobs at once
+    slurm_conf: Path = Path("conf/slurm.yaml")
+    job_timeout_min: int = 3 * 24 * 60
+
+    def __post_init__(self):
+        if not self.device:
+            object.__setattr__(self, "device", "cuda" if self.ngpu > 0 else "cpu")
+        for budget in self.budgets:
+            parse_budget(budget, 100)
+        if not all(0 <= f <= 1 for f in self.outer_fractions):
+            raise AdapterError(f"--outer_fractions {self.outer_fractions}: each must be in [0, 1]")
+        if self.cluster not in CLUSTERS:
+            raise AdapterError(f"--cluster {self.cluster!r}: choose one of {', '.join(CLUSTERS)}")
+        if self.decode_method not in DECODE_METHODS:
+            raise AdapterError(f"--decode_method {self.decode_method!r}: choose one of {', '.join(DECODE_METHODS)}")
+        for name in ("max_parallel_jobs", "beam_size", "decode_batch_size", "nj", "job_timeout_min"):
+            if getattr(self, name) < 1:
+                raise AdapterError(f"--{name} must be at least 1, got {getattr(self, name)}")
+
+    def dump_dir(self, name: str) -> Path:
+        """Where a data dir's formatted audio goes (ESPnet's dump/raw, beside data/)."""
+        return self.data.absolute().parent / "dump" / "raw" / name
+
+    def speech_scp(self, name: str) -> Path:
+        """The wav.scp training and decoding read: the formatted one when stage 2 had to format audio."""
+        dumped = self.dump_dir(name) / "wav.scp"
+        return dumped if dumped.exists() else self.data / name / "wav.scp"
+
+
+def set_name(template: str, domain: str) -> str:
+    return template.replace("{domain}", domain)
+
+
+def split_floats(text: str, option: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(f) for f in text.split())
+    except ValueError:
+        raise AdapterError(f"cannot read --{option} {text!r}: give numbers in [0, 1], e.g. '0 0.25 0.5'") from None
+
+
+def parse(argv: list[str] | None, stages: list[str], description: str) -> tuple[str, Settings]:
+    """(stage, settings) from the command line; list options are space-separated strings."""
+    parser = argparse.ArgumentParser(prog="python -m espnet_ssvd.recipe", description=description)
+    parser.add_argument("stage", choices=["check", *stages],
+                        help="check: only validate the options, which every stage does before it starts")
+    defaults = Settings()
+    for f in fields(Settings):
+        value = getattr(defaults, f.name)
+        default = " ".join(map(str, value)) if isinstance(value, tuple) else value
+        parser.add_argument(f"--{f.name}", default=default)
+    ns = vars(parser.parse_args(argv))
+    stage = ns.pop("stage")
+    values = {}
+    for f in fields(Settings):
+        raw, default = ns[f.name], getattr(defaults, f.name)
+        if f.name == "outer_fractions":
+            values[f.name] = split_floats(raw, f.name)
+        elif f.name == "train_args":
+            values[f.name] = tuple(shlex.split(raw))
+        elif isinstance(default, tuple):
+            values[f.name] = tuple(raw.split())
+        elif isinstance(default, Path):
+            values[f.name] = Path(raw)
+        elif f.name == "pretrained_cachedir":
+            values[f.name] = raw or None
+        elif not isinstance(default, (int, float)):
+            values[f.name] = raw
+        else:
+            try:
+                values[f.name] = type(default)(raw)
+            except ValueError:
+                raise AdapterError(f"--{f.name} {raw!r}: expected a {type(default).__name__}") from None
+    return stage, Settings(**values)
+
+
+def slurm_parameters(settings: Settings) -> dict:
+    """submitit.SlurmExecutor's parameters of every job: --slurm_conf's, with --ngpu GPUs."""
+    conf = yaml.safe_load(settings.slurm_conf.read_text()) if settings.slurm_conf.exists() else None
+    if not isinstance(conf, dict):
+        raise AdapterError(f"--cluster slurm needs a YAML mapping of Slurm settings in {settings.slurm_conf} "
+                           f"(e.g. partition: gpu, time: 2880, mem: 64G, cpus_per_task: 8)")
+    unknown = sorted(set(conf) - SLURM_KEYS)
+    if unknown:
+        raise AdapterError(f"{settings.slurm_conf}: unknown Slurm settings {', '.join(unknown)}; "
+                           f"known: {', '.join(sorted(SLURM_KEYS))} (GPUs come from --ngpu)")
+    return {"time": settings.job_timeout_min, **conf, "gpus_per_node": settings.ngpu or None,
+            "ntasks_per_node": 1}

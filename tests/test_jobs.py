@@ -1,0 +1,88 @@
+"""The job engine on this machine: each job its own record and log, a bounded number at once,
+failures named, reruns resubmitting only what did not finish, dead workers replaced."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from espnet_ssvd.recipe.jobs import Job, read_records, run_jobs
+from espnet_ssvd.recipe.progress import bar
+from espnet_ssvd.recipe.settings import Settings
+
+import job_functions
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(autouse=True)
+def importable_job_functions(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+
+
+def job(tmp_path, name, fn, *args):
+    out = tmp_path / "exp" / name
+    return Job(name, out, out / "job.log", fn, args)
+
+
+def max_overlap(records):
+    events = sorted([(r["start"], 1) for r in records] + [(r["end"], -1) for r in records])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_local_jobs_have_their_own_record_and_log_and_run_at_most_n_at_once(tmp_path):
+    settings = Settings(exp=tmp_path / "exp", max_parallel_jobs=2)
+    jobs = [job(tmp_path, f"j{i}", job_functions.sleep_and_touch, str(tmp_path / f"out{i}"), 1.5) for i in range(5)]
+    run_jobs(settings, "demo", jobs)
+    records = read_records(settings, "demo")
+    assert sorted(records) == [f"j{i}" for i in range(5)]
+    for i, j in enumerate(jobs):
+        r = records[j.name]
+        assert r["state"] == "done" and r["engine"] == "local" and r["log"] == str(j.log)
+        assert f"working on {tmp_path / f'out{i}'}" in j.log.read_text()
+        assert j.done.exists() and (tmp_path / f"out{i}").read_text() == "ok\n"
+    assert len({r["id"] for r in records.values()}) == 2  # two submitit workers took the five jobs
+    assert max_overlap(list(records.values())) == 2
+
+
+def test_a_failed_job_is_named_and_a_rerun_resubmits_only_it(tmp_path, capsys):
+    settings = Settings(exp=tmp_path / "exp", max_parallel_jobs=2)
+    flag = tmp_path / "flag"
+    jobs = [job(tmp_path, "fine", job_functions.sleep_and_touch, str(tmp_path / "out"), 0),
+            job(tmp_path, "flaky", job_functions.fail_unless, str(flag))]
+    with pytest.raises(SystemExit) as err:
+        run_jobs(settings, "demo", jobs)
+    assert str(err.value).startswith("demo: 1 of 2 jobs failed (rerun the stage to resubmit them):")
+    assert f"flaky: ValueError: {flag} is missing; log {jobs[1].log}" in str(err.value)
+    assert "ValueError" in jobs[1].log.read_text()
+    first = read_records(settings, "demo")["fine"]
+    flag.touch()
+    run_jobs(settings, "demo", jobs)
+    assert "fine: done (cached)" in capsys.readouterr().out
+    records = read_records(settings, "demo")
+    assert records["fine"] == first and records["flaky"]["state"] == "done"
+    assert "flag found" in jobs[1].log.read_text()
+
+
+def test_a_dead_worker_is_replaced_and_its_job_reported(tmp_path):
+    settings = Settings(exp=tmp_path / "exp", max_parallel_jobs=1)
+    jobs = [job(tmp_path, "crash", job_functions.die)]
+    jobs += [job(tmp_path, f"after{i}", job_functions.sleep_and_touch, str(tmp_path / f"out{i}"), 0) for i in range(2)]
+    with pytest.raises(SystemExit) as err:
+        run_jobs(settings, "demo", jobs)
+    assert "crash: did not finish (engine job ended)" in str(err.value)
+    assert all(j.done.exists() for j in jobs[1:])
+    records = read_records(settings, "demo")
+    assert records["crash"]["state"] == "running" and records["after0"]["id"] != records["crash"]["id"]
+
+
+def test_progress_in_a_log_is_whole_lines(tmp_path):
+    with open(tmp_path / "log", "w") as stream:
+        assert list(bar(range(5), total=5, desc="decode x", stream=stream, every_s=0)) == list(range(5))
+    lines = (tmp_path / "log").read_text().splitlines()
+    assert lines[0].startswith("decode x: 1/5 (20 %), 0s elapsed, ~0s left")
+    assert lines[-1] == "decode x: 5/5 (100 %), 0s elapsed" and "\r" not in "".join(lines)
