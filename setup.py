@@ -30,6 +30,8 @@ setup(
         "matplotlib",
         "jiwer>=3",
         "tqdm",
+        # Whisper models (espnet_ssvd.whisper): the model code and its tokenizer assets.
+        "openai-whisper>=20250625",
         # The job engine of the recipes (local processes or Slurm).
         "submitit>=1.5",
         "pyyaml",

@@ -31,6 +31,7 @@ from .adapters import ADAPTERS, AdapterError, get_method
 from .argv import pop_option
 from .checkpoint import base_fingerprint
 from .pretrained import pretrained_train_args, resolve_pretrained
+from .whisper.modules import register as register_whisper
 
 TASKS = ("asr", "s2t")
 # Set while an adapter task rebuilds a trained model from its files: the adapter state comes
@@ -63,11 +64,13 @@ def register_plugin() -> None:
     """Make every adapter name known to ESPnet's ``create_adapter`` (idempotent).
 
     Overrides ESPnet's own ``lora`` (loralib) with PEFT's, so the names mean the same thing in
-    YAML, CLI, code and docs. Also registers every PEFT method name for the passthrough path.
+    YAML, CLI, code and docs. Also registers every PEFT method name for the passthrough path, and
+    the Whisper encoder / decoder that take local checkpoints (whisper/modules.py).
     """
     names = list(ADAPTERS) + [t.value.lower() for t in PeftType if t.value.lower() not in ADAPTERS]
     for name in names:
         create_adapter.create_adapter_fn_table[name] = functools.partial(_create_adapter_fn, method=name)
+    register_whisper()
 
 
 @contextlib.contextmanager

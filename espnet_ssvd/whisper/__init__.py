@@ -1,0 +1,1 @@
+"""OpenAI Whisper models for the plugin: weights obtained offline (CTranslate2 conversion)."""
