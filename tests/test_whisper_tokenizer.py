@@ -1,9 +1,6 @@
 """ESPnet's Whisper text classes (tokenizer, token-id converter, vocabulary export) with the
 current, tiktoken-based openai-whisper through the plugin's shim."""
 
-import subprocess
-import sys
-
 import whisper.tokenizer
 from espnet2.text.whisper_token_id_converter import OpenAIWhisperTokenIDConverter
 from espnet2.text.whisper_tokenizer import OpenAIWhisperTokenizer
@@ -28,12 +25,11 @@ def test_text_round_trips_through_espnet_s_whisper_tokenizer_with_whisper_s_own_
 
 
 def test_espnet_exports_the_whisper_vocabulary(tmp_path):
+    from espnet2.bin.whisper_export_vocabulary import main
+
+    register_plugin()
     out = tmp_path / "tokens.txt"
-    script = ("from espnet_ssvd.tasks import register_plugin; register_plugin(); "
-              "from espnet2.bin.whisper_export_vocabulary import main; main()")
-    run = subprocess.run([sys.executable, "-c", script, "--whisper_model", "whisper_multilingual",
-                          "--output", str(out)], capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr[-2000:]
+    main(["--whisper_model", "whisper_multilingual", "--output", str(out)])
     tokens = out.read_text().splitlines()
     assert len(tokens) == 51865 and tokens[50257] == "<|endoftext|>" and tokens[50363] == "<|notimestamps|>"
     reference = whisper.tokenizer.get_tokenizer(True)

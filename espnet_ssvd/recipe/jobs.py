@@ -102,7 +102,7 @@ def output_to(path: Path):
 def execute(job: Job, records: Path, engine: str, engine_id: str) -> bool:
     """Run ``job`` here, recording it; False if it failed (the error is in its log and record)."""
     record = {"job": job.name, "state": "running", "engine": engine, "id": engine_id, "host": socket.gethostname(),
-              "pid": os.getpid(), "log": str(job.log), "start": time.time()}
+              "pid": os.getpid(), "log": str(job.log.absolute()), "start": time.time()}
     path = records / f"{job.key}.json"
     atomic_write_text(path, json.dumps(record))
     ok = True
