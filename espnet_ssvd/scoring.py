@@ -10,6 +10,8 @@ import numpy as np
 
 from .fileio import atomic_write_text, read_kaldi
 
+# Whisper's special tokens a decoded hypothesis can keep (<|en|><|transcribe|><|notimestamps|>).
+_SPECIAL_TOKEN = re.compile(r"<\|[^|<>]*\|>")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 # Underscore counts as punctuation although \w matches it.
 _PUNCT = re.compile(r"[^\w\s']|_")
@@ -21,8 +23,9 @@ def normalize(text: str) -> str:
     """The one normalisation of references (the recipes' data preparation) and hypotheses (a
     pretrained OWSM writes cased, punctuated text): lowercase; punctuation, hyphens included,
     becomes a space, except apostrophes inside words; digits stay digits. NFKC first, so that a
-    letter with a combining accent is one character, not a letter and a mark split off."""
-    text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES).lower()
+    letter with a combining accent is one character, not a letter and a mark split off. Whisper's
+    special tokens are dropped."""
+    text = unicodedata.normalize("NFKC", _SPECIAL_TOKEN.sub(" ", text)).translate(_APOSTROPHES).lower()
     text = _LOOSE_APOSTROPHE.sub(" ", _PUNCT.sub(" ", text))
     return " ".join(text.split())
 

@@ -75,6 +75,8 @@ def tone(seconds: float, sr: int) -> np.ndarray:
 def test_normalize_text():
     assert normalize_text("\u201cDon\u2019t go,\u201d she said\u2014QUIETLY.") == "don't go she said quietly"
     assert normalize_text("'Hello' world-wide, it's 42 rock'n'roll_x") == "hello world wide it's 42 rock'n'roll x"
+    # hypotheses: Whisper's special tokens go, whatever text surrounds them
+    assert normalize_text("<|en|><|transcribe|><|notimestamps|> Hello,<|0.00|>world!") == "hello world"
     assert normalize_text("Cafe\u0301 na\u00efve") == "caf\u00e9 na\u00efve"  # combining accent stays on its letter
     assert normalize_text(" ?! ") == ""
 
