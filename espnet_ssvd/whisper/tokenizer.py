@@ -23,6 +23,7 @@ class GPT2TokenizerView:
         self._to_char = bytes_to_unicode()
         self._to_byte = {c: b for b, c in self._to_char.items()}
         self._added = dict(encoding._special_tokens)  # specials (and added tokens) -> id
+        self._names = {i: t for t, i in self._added.items()}
         self.vocab_size = encoding.n_vocab - len(encoding._special_tokens)  # the byte-level BPE part
 
     def _piece(self, token_id: int) -> str:
@@ -46,9 +47,8 @@ class GPT2TokenizerView:
     def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
         if not hasattr(ids, "__iter__"):
             return self.convert_ids_to_tokens([ids])[0]
-        names = {i: t for t, i in self._added.items()}
-        return [names[i] if i in names else self._piece(i) for i in map(int, ids)
-                if not (skip_special_tokens and i in names)]
+        return [self._names[i] if i in self._names else self._piece(i) for i in map(int, ids)
+                if not (skip_special_tokens and i in self._names)]
 
     def get_added_vocab(self) -> dict[str, int]:
         return dict(self._added)
@@ -57,6 +57,7 @@ class GPT2TokenizerView:
         new = [t for t in dict.fromkeys(tokens) if t not in self._added]
         for t in new:
             self._added[t] = self.vocab_size + len(self._added)
+            self._names[self._added[t]] = t
         return len(new)
 
     def add_special_tokens(self, mapping: dict) -> int:
