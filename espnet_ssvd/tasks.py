@@ -23,6 +23,7 @@ import torch
 import yaml
 from espnet2.layers import create_adapter
 from espnet2.torch_utils.load_pretrained_model import load_pretrained_model
+from espnet2.train.trainer import Trainer
 from peft.utils import PeftType
 from torch import nn
 
@@ -31,6 +32,7 @@ from .adapters import ADAPTERS, AdapterError, get_method
 from .argv import pop_option
 from .checkpoint import base_fingerprint
 from .pretrained import pretrained_train_args, resolve_pretrained
+from .trainer import ProgressTrainer
 from .whisper.modules import register as register_whisper
 
 TASKS = ("asr", "s2t")
@@ -98,6 +100,14 @@ class AdapterTaskMixin:
 
     # "asr" or "s2t": which entries of a pretrained package to use.
     zoo_task = "asr"
+    trainer = ProgressTrainer
+
+    @classmethod
+    def main_worker(cls, args: argparse.Namespace):
+        if getattr(args, "use_deepspeed", False):
+            # ESPnet swaps in its DeepSpeed trainer only when the task's trainer is its default one.
+            cls.trainer = Trainer
+        super().main_worker(args)
 
     @classmethod
     def main(cls, args: argparse.Namespace | None = None, cmd: list[str] | None = None):

@@ -15,7 +15,7 @@ import torch
 from espnet2.asr.encoder.e_branchformer_encoder import EBranchformerEncoder
 from espnet_ssvd import attach_adapter
 from espnet_ssvd.budget import budget_table, target_shapes
-from espnet_ssvd.recipe.progress import bar
+from espnet_ssvd.progress import bar
 
 TARGETS = ["attention", "ffn"]
 METHODS = ["lora", "dora", "pissa", "ssvd", "ssvd_outer"]

@@ -1,6 +1,8 @@
 """Real ESPnet code paths on a tiny E-Branchformer/Transformer model: train, resume, decode, export."""
 
 import json
+import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -94,9 +96,11 @@ def test_adapters_start_from_the_pretrained_weights(exp, method):
 
 
 @pytest.mark.parametrize("method", list(ADAPTER_CONFS))
-def test_each_adapter_trains_through_the_bin_entry_point(exp, method):
+def test_each_adapter_trains_through_the_bin_entry_point(exp, method, caplog):
     out = exp["root"] / f"train_{method}"
-    train_main(adapt_args(exp, out, method, ADAPTER_CONFS[method], "--max_epoch", "1"))
+    with caplog.at_level(logging.INFO):
+        train_main(adapt_args(exp, out, method, ADAPTER_CONFS[method], "--max_epoch", "1"))
+    assert re.search(r"train epoch 1/1: step (\d+)/\1 \(100 %\), loss \d", caplog.text)  # our progress line
     state = torch.load(out / "1epoch.pth", map_location="cpu")
     assert all(t.is_floating_point() for t in state.values())  # nothing for n-best averaging to sum
     config = yaml.safe_load((out / "config.yaml").read_text())

@@ -1,13 +1,16 @@
 """The job engine on this machine: each job its own record and log, a bounded number at once,
 failures named, reruns resubmitting only what did not finish, dead workers replaced."""
 
+import logging
 import os
+import re
 from pathlib import Path
 
 import pytest
+from espnet2.train.reporter import SubReporter
 
+from espnet_ssvd.progress import TrainingProgress, bar, training_line
 from espnet_ssvd.recipe.jobs import Job, read_records, run_jobs
-from espnet_ssvd.recipe.progress import bar
 from espnet_ssvd.recipe.settings import Settings
 
 import job_functions
@@ -86,3 +89,24 @@ def test_progress_in_a_log_is_whole_lines(tmp_path):
     lines = (tmp_path / "log").read_text().splitlines()
     assert lines[0].startswith("decode x: 1/5 (20 %), 0s elapsed, ~0s left")
     assert lines[-1] == "decode x: 5/5 (100 %), 0s elapsed" and "\r" not in "".join(lines)
+
+
+@pytest.mark.parametrize("every_s, means", [(1e9, ["2.5"]), (0, ["1", "2", "3", "4"])])
+def test_training_progress_reports_the_mean_loss_since_the_last_line(caplog, every_s, means):
+    reporter = SubReporter("train", epoch=2, total_count=0)
+    progress = TrainingProgress([["u"]] * 4, reporter, max_epoch=3, every_s=every_s)
+    with caplog.at_level(logging.INFO):
+        for step, _ in enumerate(progress, 1):
+            reporter.register({"loss": float(step)})
+            reporter.next()
+    assert len(progress) == 4
+    lines = [r.getMessage() for r in caplog.records]
+    assert [re.search(r"loss (\S+),", line).group(1) for line in lines] == means
+    assert lines[-1].startswith("train epoch 2/3: step 4/4 (100 %), loss ")
+    assert lines[-1].endswith("of training steps left")
+
+
+def test_training_line_estimates_the_steps_of_the_epochs_left():
+    # 10 of 40 steps in 20 s: 30 steps left in epoch 1, 2 more epochs of 40: 110 steps of 2 s.
+    assert training_line(1, 3, 10, 40, [1.0, float("nan"), 3.0], 20.0) == (
+        "train epoch 1/3: step 10/40 (25 %), loss 2, 20s elapsed, ~3m40s of training steps left")

@@ -1,6 +1,7 @@
 """egs2/synth_shift --fast: every stage of the embedded benchmark, end to end, on a tiny corpus."""
 
 import json
+import math
 import os
 import re
 import shutil
@@ -53,7 +54,13 @@ def test_fast_run_produces_every_stage_output_and_a_full_report(recipe):
     for e in plan:
         exp = recipe / "exp" / e["name"]
         assert (exp / ".done").exists()
-        assert "epoch results" in (exp / "train.log").read_text()  # ESPnet's log of every training, per job
+        log = (exp / "train.log").read_text()
+        assert "epoch results" in log  # ESPnet's log of every training, per job
+        # and ours: a progress line at least at the end of every epoch, with a finite loss
+        ends = re.findall(r"train epoch (\d+)/(\d+): step (\d+)/\3 \(100 %\), loss ([-\d.e+]+), .* elapsed, "
+                          r"~\S+ of training steps left", log)
+        assert [int(epoch) for epoch, *_ in ends] == list(range(1, int(ends[-1][1]) + 1))
+        assert all(math.isfinite(float(loss)) for *_, loss in ends)
         for test in (f"{e['domain']}_test", "test_source"):
             wer = json.loads((exp / f"decode_{test}" / "wer.json").read_text())
             assert wer["ci_low"] <= wer["wer"] <= wer["ci_high"]

@@ -10,7 +10,7 @@ import soundfile
 
 from ..adapters import AdapterError
 from ..fileio import atomic_path, atomic_write_text, read_kaldi
-from .progress import bar, log
+from ..progress import bar, log
 from .settings import Settings, set_name
 from .source import Source, source_model
 

@@ -15,7 +15,7 @@ from ..inference import load_speech2text
 from ..scoring import score
 from .data import source_test_set, test_sets
 from .jobs import Job, run_jobs
-from .progress import bar, log
+from ..progress import bar, log
 from .settings import Settings
 from .source import Source, model_file, source_dir, source_model
 

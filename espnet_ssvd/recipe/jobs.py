@@ -31,7 +31,7 @@ import torch
 
 from ..adapters import AdapterError
 from ..fileio import atomic_write_text
-from .progress import duration, log
+from ..progress import duration, log
 from .settings import Settings, slurm_parameters
 
 POLL_S = 2.0

@@ -13,7 +13,7 @@ from ..pretrained import ARCHITECTURE_KEYS
 from ..tasks import task_class
 from .check import matched_confs, method_yaml
 from .jobs import run_jobs
-from .progress import log
+from ..progress import log
 from .settings import Settings, set_name
 from .source import Source, model_file, source_dir, source_model
 from .train import training_job

@@ -10,7 +10,7 @@ from ..adapters import AdapterError
 from ..fileio import atomic_write_text
 from ..pretrained import resolve_pretrained
 from .family import FAMILIES, ModelFamily
-from .progress import log
+from ..progress import log
 from .settings import Settings
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..fileio import atomic_write_text
 from .family import ModelFamily
 from .jobs import Job, run_jobs
-from .progress import log
+from ..progress import log
 from .settings import Settings
 from .source import Source, fetch_pretrained, source_dir, source_model
 
