@@ -1,45 +1,35 @@
 """Scoring of decoded text: WER with an utterance-bootstrap interval, the counts kept for pooling."""
 
 import json
-import re
-import unicodedata
 from pathlib import Path
 
 import jiwer
 import numpy as np
+from whisper.normalizers import EnglishTextNormalizer
 
 from .fileio import atomic_write_text, read_kaldi
+from .text import normalize
 
-# Whisper's special tokens a decoded hypothesis can keep (<|en|><|transcribe|><|notimestamps|>).
-_SPECIAL_TOKEN = re.compile(r"<\|[^|<>]*\|>")
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
-# Underscore counts as punctuation although \w matches it.
-_PUNCT = re.compile(r"[^\w\s']|_")
-# Only apostrophes inside a word (don't, it's) survive; quote marks around words do not.
-_LOOSE_APOSTROPHE = re.compile(r"(?<!\w)'|'(?!\w)")
+_WHISPER_EN = EnglishTextNormalizer()
 
-
-def normalize(text: str) -> str:
-    """The one normalisation of references (the recipes' data preparation) and hypotheses (a
-    pretrained OWSM writes cased, punctuated text): lowercase; punctuation, hyphens included,
-    becomes a space, except apostrophes inside words; digits stay digits. NFKC first, so that a
-    letter with a combining accent is one character, not a letter and a mark split off. Whisper's
-    special tokens are dropped."""
-    text = unicodedata.normalize("NFKC", _SPECIAL_TOKEN.sub(" ", text)).translate(_APOSTROPHES).lower()
-    text = _LOOSE_APOSTROPHE.sub(" ", _PUNCT.sub(" ", text))
-    return " ".join(text.split())
+# Every WER of one comparison uses one of these on references and hypotheses alike. whisper_en is
+# Whisper's published English scoring on top of ``normalize``: numbers as digits ("twenty one" and
+# "21" agree), contractions expanded, British spellings as American; a Whisper model writes the
+# digits and spellings that the recipes' references spell out.
+NORMALIZERS = {"basic": normalize, "whisper_en": lambda text: _WHISPER_EN(normalize(text))}
 
 
-def score(ref_file: Path, hyp_file: Path, out: Path) -> dict:
+def score(ref_file: Path, hyp_file: Path, out: Path, normalizer: str = "basic") -> dict:
     """WER with a 95 % bootstrap confidence interval over utterances (per-utterance counts kept for pooling)."""
     refs, hyps = read_kaldi(ref_file), read_kaldi(hyp_file)
+    norm = NORMALIZERS[normalizer]
     errors, lengths = [], []
     for u in sorted(refs):
-        ref, hyp = normalize(refs[u]), normalize(hyps.get(u, ""))
+        ref, hyp = norm(refs[u]), norm(hyps.get(u, ""))
         m = jiwer.process_words(ref, hyp) if hyp and ref else None
         errors.append(m.substitutions + m.deletions + m.insertions if m else max(len(ref.split()), len(hyp.split())))
         lengths.append(len(ref.split()))
-    result = wer_summary(errors, lengths)
+    result = {**wer_summary(errors, lengths), "normalizer": normalizer}
     atomic_write_text(out, json.dumps(result, indent=1))
     return result
 

@@ -42,6 +42,8 @@ _rebuilding = contextvars.ContextVar("espnet_ssvd_rebuilding", default=False)
 
 
 def task_class(task: str):
+    """ESPnet's task class, with the plugin's adapters and Whisper modules registered."""
+    register_plugin()
     # Imported on use: each task module pulls in its whole model zoo.
     if task == "asr":
         from espnet2.tasks.asr import ASRTask

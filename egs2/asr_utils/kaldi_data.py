@@ -18,7 +18,7 @@ from pathlib import Path
 import soundfile
 
 # The references are normalised exactly as the scorer normalises hypotheses.
-from espnet_ssvd.scoring import normalize as normalize_text  # noqa: F401 (used by the prep scripts)
+from espnet_ssvd.text import normalize as normalize_text  # noqa: F401 (used by the prep scripts)
 
 SAMPLE_RATE = 16000
 

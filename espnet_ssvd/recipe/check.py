@@ -6,7 +6,9 @@ import yaml
 from ..adapter_conf import split_adapter_conf
 from ..adapters import ADAPTERS, AdapterError, get_method
 from ..budget import size_options
+from ..whisper.checkpoints import is_whisper
 from .settings import Settings, slurm_parameters
+
 # adapter_conf keys of the plugin that an adapt_<method>.yaml must leave alone, and why.
 RECIPE_SET = {
     "target_modules": "--targets picks the layers",
@@ -37,6 +39,9 @@ def check(settings: Settings) -> None:
     checked when the settings are read.)"""
     if settings.cluster == "slurm":
         slurm_parameters(settings)
+    if is_whisper(settings.model) and settings.decode_method == "ctc_greedy":
+        raise AdapterError(f"--model {settings.model}: Whisper has no CTC branch; use --decode_method beam "
+                           "(openai-whisper's beam search, --beam_size 1 for greedy)")
     config_dir = settings.adapt_config_dir
     have = {p.name.removeprefix("adapt_").removesuffix(".yaml") for p in config_dir.glob("adapt_*.yaml")}
     problems = []

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 import soundfile
+import yaml
 
 from ..adapters import AdapterError
 from ..fileio import atomic_path, atomic_write_text, read_kaldi
@@ -44,7 +45,8 @@ def prepare_dir(d: Path, dump: Path, src: Source, lang_sym: str, nj: int) -> Non
     """Shape files for ESPnet's batching, audio that ESPnet's ``sound`` reader takes (command
     entries of wav.scp, e.g. sox decoding mp3 or sphere, are run once into dump/raw/), and the
     task's text files (for S2T, OWSM's ``text.s2t`` / ``text_prev`` / ``text_ctc``)."""
-    if (d / ".prepared").exists() and (d / ".prepared").read_text() == f"{src.task} {src.bpemodel}\n":
+    prepared = f"{src.family_name} {src.bpemodel} {pad_seconds(src):g}\n"
+    if (d / ".prepared").exists() and (d / ".prepared").read_text() == prepared:
         return
     wavs = read_kaldi(d / "wav.scp")
     pipes = {u: e for u, e in wavs.items() if e.rstrip().endswith("|")}
@@ -57,11 +59,33 @@ def prepare_dir(d: Path, dump: Path, src: Source, lang_sym: str, nj: int) -> Non
                 pass
         wavs = {u: str(targets.get(u, e)) for u, e in wavs.items()}
         atomic_write_text(dump / "wav.scp", "".join(f"{u} {w}\n" for u, w in sorted(wavs.items())))
-    sp = spm.SentencePieceProcessor(model_file=str(src.bpemodel))
+    count = src.family.token_counter(src.bpemodel)
     texts = src.family.write_text_files(d, read_kaldi(d / "text"), lang_sym)
-    atomic_write_text(d / "speech_shape", "".join(f"{u} {soundfile.info(w).frames}\n" for u, w in sorted(wavs.items())))
-    atomic_write_text(d / "text_shape.bpe", "".join(f"{u} {max(1, len(sp.encode(t)))}\n" for u, t in texts.items()))
-    atomic_write_text(d / ".prepared", f"{src.task} {src.bpemodel}\n")
+    audio = {u: soundfile.info(w) for u, w in sorted(wavs.items())}
+    check_lengths(d, {u: a.duration for u, a in audio.items()}, pad_seconds(src))
+    atomic_write_text(d / "speech_shape", "".join(f"{u} {a.frames}\n" for u, a in audio.items()))
+    atomic_write_text(d / "text_shape.bpe", "".join(f"{u} {count(t)}\n" for u, t in texts.items()))
+    atomic_write_text(d / ".prepared", prepared)
+
+
+def pad_seconds(src: Source) -> float:
+    """The length the source model's encoder pads and cuts every input to (0: none)."""
+    if not src.config.exists():  # a source model stage 3 has yet to train
+        return 0.0
+    encoder_conf = yaml.safe_load(src.config.read_text()).get("encoder_conf") or {}
+    return float(encoder_conf.get("pad_seconds", 30)) if encoder_conf.get("do_pad_trim") else 0.0
+
+
+def check_lengths(d: Path, durations: dict[str, float], seconds: float) -> None:
+    """An encoder that cuts its input to ``seconds`` would drop the end of longer utterances."""
+    if not seconds:
+        return
+    too_long = {u: length for u, length in durations.items() if length > seconds}
+    if too_long:
+        u, length = max(too_long.items(), key=lambda item: item[1])
+        raise AdapterError(f"{d}: {len(too_long)} utterances are longer than the {seconds:g} s the Whisper encoder "
+                           f"takes (the longest, {u}, is {length:.1f} s) and would be cut: raise "
+                           f"--whisper_pad_seconds (at most 30), or split them")
 
 
 def tokens(settings: Settings) -> None:

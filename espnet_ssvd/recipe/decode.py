@@ -43,7 +43,7 @@ def decode_set(settings: Settings, src: Source, exp: Path, name: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "text", "".join(f"{u} {t}\n" for u, t in zip(utts, texts)))
     atomic_write_text(out / "decode_time", f"{time.time() - start:.1f}\n")
-    score(settings.data / name / "text", out / "text", out / "wer.json")
+    score(settings.data / name / "text", out / "text", out / "wer.json", src.family.normalizer)
 
 
 def decoding_jobs(settings: Settings, src: Source, pairs: list[tuple[Path, str]]) -> list[Job]:

@@ -1,18 +1,29 @@
 """What differs between the model families a recipe adapts, behind one interface: ESPnet's ASR
-task (a model trained in stage 3) and its S2T task (OWSM), with their data files, prompts and
-decoding."""
+task (a model trained in stage 3), its S2T task (OWSM) and its Whisper models, with their data
+files, prompts, token counts, decoding and scoring."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import sentencepiece as spm
 import torch
+import whisper.tokenizer
 
 from ..fileio import atomic_write_text
+from ..whisper.decoding import transcribe
 from .settings import Settings
 
 
 class ModelFamily:
+    name: str  # what exp/source/family records
     task: str  # ESPnet task: espnet_ssvd.bin.<task>_train / <task>_inference
+    normalizer = "basic"  # espnet_ssvd.scoring.NORMALIZERS: of references and hypotheses alike
+
+    def token_counter(self, bpemodel: str) -> Callable[[str], int]:
+        """The number of tokens of a training target (for ESPnet's shape files)."""
+        sp = spm.SentencePieceProcessor(model_file=bpemodel)
+        return lambda text: max(1, len(sp.encode(text)))
 
     def text_files(self, d: Path) -> list[tuple[Path, str, str]]:
         """(path, name, type) of the text inputs a training reads from data dir ``d``."""
@@ -33,7 +44,7 @@ class ModelFamily:
 
 
 class ASRFamily(ModelFamily):
-    task = "asr"
+    name = task = "asr"
 
     def text_files(self, d):
         return [(d / "text", "text", "text")]
@@ -51,7 +62,7 @@ class ASRFamily(ModelFamily):
 class S2TFamily(ModelFamily):
     """OWSM: language, task and no-timestamp symbols before the transcript, no previous text."""
 
-    task = "s2t"
+    name = task = "s2t"
 
     def text_files(self, d):
         return [(d / "text.s2t", "text", "text"), (d / "text_prev", "text_prev", "text"),
@@ -79,7 +90,24 @@ class S2TFamily(ModelFamily):
         return texts
 
 
-FAMILIES = {family.task: family for family in (ASRFamily(), S2TFamily())}
+class WhisperFamily(ASRFamily):
+    """ESPnet's ASR task with Whisper's encoder, decoder and tokenizer, decoded by openai-whisper's
+    cached loop (espnet_ssvd.whisper.decoding) and scored as Whisper is (numbers, spellings)."""
+
+    name = "whisper"
+    normalizer = "whisper_en"
+
+    def token_counter(self, bpemodel):
+        tokenizer = whisper.tokenizer.get_tokenizer(multilingual=bpemodel == "whisper_multilingual", language="en",
+                                                    task="transcribe")
+        prompt = len(tokenizer.sot_sequence_including_notimestamps) - 1  # what ESPnet puts after <sos>
+        return lambda text: prompt + len(tokenizer.encode(text))
+
+    def decode(self, s2t, model, audio, settings):
+        return transcribe(model, audio, settings.beam_size)
+
+
+FAMILIES = {family.name: family for family in (ASRFamily(), S2TFamily(), WhisperFamily())}
 
 
 @torch.no_grad()

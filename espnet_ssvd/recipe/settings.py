@@ -24,8 +24,9 @@ class Settings:
     token_dir: Path = Path("data/token_list/bpe")
     bpe_size: int = 300
     source_config: Path = Path("conf/tuning/train_source.yaml")
-    model: str = ""  # pretrained source model: a zoo name or packed .zip; empty: train one
+    model: str = ""  # pretrained source model: a zoo name, packed .zip, whisper_<size> or .pt; empty: train one
     pretrained_cachedir: str | None = None
+    whisper_pad_seconds: float = 30.0  # Whisper's encoder input, padded to this length (0: not padded)
     adapt_set: str = "{domain}_adapt"  # {domain} stands for each target domain
     dev_set: str = "{domain}_dev"
     test_sets: tuple[str, ...] = ("{domain}_test",)  # names or globs
@@ -55,9 +56,12 @@ class Settings:
         if not self.device:
             object.__setattr__(self, "device", "cuda" if self.ngpu > 0 else "cpu")
         for budget in self.budgets:
-            parse_budget(budget, 100)
+            parse_budget(budget, 10**12)  # only the syntax: the model size is known at stage 5
         if not all(0 <= f <= 1 for f in self.outer_fractions):
             raise AdapterError(f"--outer_fractions {self.outer_fractions}: each must be in [0, 1]")
+        if not 0 <= self.whisper_pad_seconds <= 30:
+            raise AdapterError(f"--whisper_pad_seconds {self.whisper_pad_seconds:g}: Whisper's encoder takes at most "
+                               "30 s; give a length in (0, 30], or 0 for no padding")
         if self.cluster not in CLUSTERS:
             raise AdapterError(f"--cluster {self.cluster!r}: choose one of {', '.join(CLUSTERS)}")
         if self.decode_method not in DECODE_METHODS:

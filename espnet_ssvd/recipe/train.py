@@ -25,7 +25,7 @@ def data_args(settings: Settings, family: ModelFamily, train: str, valid: str) -
 
 
 def token_args(src: Source) -> list[str]:
-    return ["--token_type", "bpe", "--token_list", str(src.token_list), "--bpemodel", str(src.bpemodel),
+    return ["--token_type", src.token_type, "--token_list", str(src.token_list), "--bpemodel", src.bpemodel,
             "--fold_length", "80000", "--fold_length", "150"]
 
 

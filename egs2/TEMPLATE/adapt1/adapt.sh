@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shared stage script of the espnet_ssvd adaptation recipes (run from a recipe dir, egs2/*/asr1).
 #   1 data (local/data.sh)   2 tokens (BPE, or the pretrained model's) + audio format + shape files
-#   3 source model: pretraining, or --model (an espnet_model_zoo name or packed .zip, e.g. OWSM)
+#   3 source model: pretraining, or --model (an espnet_model_zoo name or packed .zip, e.g. OWSM; or
+#     whisper_base|small|medium|large-v3 or an openai-whisper .pt)
 #   4 zero-shot decoding     5 adaptation per domain x method x budget (x outer fraction)
 #   6 decoding of every adapted model on its target test set and on the source test set
 #   7 report: RESULTS.md with WER and 95 % bootstrap intervals, and plots
@@ -29,8 +30,9 @@ domains="child accent"
 targets="all_linear"
 bpe_size=300
 source_config=conf/tuning/train_source.yaml
-model=""                    # pretrained source model (zoo name or .zip); empty: train one in stage 3
-pretrained_cachedir=""      # espnet_model_zoo cache dir (default: the zoo's own)
+model=""                    # pretrained source model (zoo name, .zip, whisper_<size>, .pt); empty: train one in stage 3
+pretrained_cachedir=""      # espnet_model_zoo / openai-whisper cache dir (default: the library's own)
+whisper_pad_seconds=30      # Whisper input padded to this many seconds in training and decoding (0: none)
 adapt_set="{domain}_adapt"  # data sets of each target domain ({domain} = the domain name)
 dev_set="{domain}_dev"
 test_sets="{domain}_test"   # names or globs, e.g. "test_*" for one test set per accent
@@ -45,7 +47,7 @@ decode_batch_size=16
 exp=exp
 data=data
 
-usage() { sed -n '2,8p' "$0"; grep -E '^[a-z_]+=' "$0" | sed 's/^/  --/'; exit 1; }
+usage() { sed -n '2,9p' "$0"; grep -E '^[a-z_]+=' "$0" | sed 's/^/  --/'; exit 1; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h) usage ;;
@@ -64,6 +66,7 @@ common=(--data "${data}" --exp "${exp}" --token_dir "${data}/token_list/bpe${bpe
         --methods "${methods}" --budgets "${budgets}" --budget_tolerance "${budget_tolerance}"
         --outer_fractions "${outer_fractions}" --targets "${targets}" --ngpu "${ngpu}"
         --decode_batch_size "${decode_batch_size}" --train_args "${train_args}" --model "${model}"
+        --whisper_pad_seconds "${whisper_pad_seconds}"
         --adapt_set "${adapt_set}" --dev_set "${dev_set}" --test_sets "${test_sets}" --source_test_set "${source_test_set}"
         --lang_sym "${lang_sym}" --decode_method "${decode_method}" --beam_size "${beam_size}" --nj "${nj}"
         --cluster "${cluster}" --max_parallel_jobs "${max_parallel_jobs}" --slurm_conf "${slurm_conf}"

@@ -152,6 +152,8 @@ SETS = [
 SIZES = {
     "default": {"source_train": 10000, "source_dev": 200, "adapt": 600, "target_dev": 60, "test": 300},
     "fast": {"source_train": 120, "source_dev": 16, "adapt": 32, "target_dev": 8, "test": 16},
+    # Whisper base (pretrained: no source training set), sized for a 2-core CPU hour.
+    "whisper": {"source_train": 16, "source_dev": 16, "adapt": 120, "target_dev": 24, "test": 100},
 }
 
 
