@@ -22,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
+from espnet_ssvd.progress import bar
 
 HERE = Path(__file__).resolve().parent
 
@@ -205,7 +205,7 @@ def main() -> int:
     print(f"synthesising {len(jobs)} utterances ({sum(len(r) for r in layout.values()) - len(jobs)} cached) "
           f"with {args.nj} jobs")
     with ProcessPoolExecutor(args.nj) as pool:
-        for _ in tqdm(pool.map(synthesise, jobs, chunksize=8), total=len(jobs), desc="synthesis"):
+        for _ in bar(pool.map(synthesise, jobs, chunksize=8), total=len(jobs), desc="synthesis"):
             pass
     for name, rows in layout.items():
         write_data_dir(args.out / name, rows)
