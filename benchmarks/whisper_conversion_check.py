@@ -5,7 +5,9 @@ Not part of the test suite (it needs ``pip install ctranslate2`` and the two gym
 and ~1 minute). For a few synthesised sentences (flite and espeak-ng voices, sox -R to 16 kHz):
 the encoder outputs of both on the same 30-s log-mel input (relative max difference; CTranslate2
 computes in float32 from its float16 weights, as does the converted model) and the greedy
-transcripts of both with the same prompt (<|startoftranscript|><|en|><|transcribe|><|notimestamps|>).
+transcripts of both with the same prompt (<|startoftranscript|><|en|><|transcribe|><|notimestamps|>);
+then whether the ESPnet model the recipes build from the converted checkpoint, decoded by the
+plugin (espnet_ssvd.whisper.decoding), writes the same text as openai-whisper's own decoding.
 Prints a markdown table; ``--json FILE`` writes the rows.
 """
 
@@ -22,9 +24,13 @@ import numpy as np
 import soundfile
 import torch
 import whisper
+import yaml
 
 from espnet_ssvd.fileio import atomic_write_text
+from espnet_ssvd.tasks import task_class
+from espnet_ssvd.whisper.config import export_token_list, whisper_config
 from espnet_ssvd.whisper.ctranslate2 import convert, packaged_model_bin
+from espnet_ssvd.whisper.decoding import transcribe
 
 SENTENCES = [
     ("flite", "slt", "she sells sea shells by the sea shore every summer morning"),
@@ -44,6 +50,14 @@ def synthesise(engine: str, voice: str, text: str, out: Path) -> np.ndarray:
     return soundfile.read(out, dtype="float32")[0]
 
 
+def espnet_model(checkpoint: Path, tmp: Path):
+    """The ESPnet ASR model the recipes build from ``checkpoint`` (inputs padded to 30 s)."""
+    export_token_list(tmp / "tokens.txt")
+    (tmp / "whisper.yaml").write_text(yaml.safe_dump(whisper_config(checkpoint, tmp / "tokens.txt", pad_seconds=30)))
+    task = task_class("asr")
+    return task.build_model(task.get_parser().parse_args(["--config", str(tmp / "whisper.yaml")])).eval()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", default=None)
@@ -57,7 +71,9 @@ def main() -> None:
         for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
             (model_dir / name).write_bytes((data / name).read_bytes())
         reference = ctranslate2.models.Whisper(str(model_dir), device="cpu", compute_type="float32")
-        converted = whisper.load_model(str(convert(model_dir / "model.bin", tmp / "base.pt")), device="cpu")
+        checkpoint = convert(model_dir / "model.bin", tmp / "base.pt")
+        converted = whisper.load_model(str(checkpoint), device="cpu")
+        espnet = espnet_model(checkpoint, tmp)
         tokenizer = whisper.tokenizer.get_tokenizer(True, language="en", task="transcribe")
         prompt = list(tokenizer.sot_sequence_including_notimestamps)
         rows = []
@@ -74,11 +90,14 @@ def main() -> None:
             rows.append({"voice": f"{engine} {voice}", "encoder_rel_diff": float(np.abs(ours - theirs).max()
                                                                                  / np.abs(theirs).max()),
                          "ctranslate2": tokenizer.decode(ct2_tokens).strip(), "converted": result.text.strip(),
-                         "same_tokens": [t for t in ct2_tokens if t < tokenizer.eot] == result.tokens})
-    print("| voice | encoder rel. max diff | same tokens | CTranslate2 (reference) | converted (openai-whisper) |")
-    print("|---|---|---|---|---|")
+                         "same_tokens": [t for t in ct2_tokens if t < tokenizer.eot] == result.tokens,
+                         "espnet": transcribe(espnet, [audio], beam_size=1)[0]})
+    print("| voice | encoder rel. max diff | same tokens | CTranslate2 (reference) | converted (openai-whisper) "
+          "| ESPnet model, plugin decoding, same text |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['voice']} | {r['encoder_rel_diff']:.1e} | {r['same_tokens']} | {r['ctranslate2']} | {r['converted']} |")
+        print(f"| {r['voice']} | {r['encoder_rel_diff']:.1e} | {r['same_tokens']} | {r['ctranslate2']} | {r['converted']} "
+              f"| {r['espnet'] == r['converted']} |")
     if args.json:
         atomic_write_text(args.json, "".join(json.dumps(r) + "\n" for r in rows))
 

@@ -3,6 +3,11 @@ adapting to) and where strong (the forgetting set)? Also the decoding choice of 
 encoder on each utterance as it is, or padded to a fixed length (30 s as Whisper was trained, or
 shorter to save compute).
 
+``--candidates DIR`` first synthesises more candidate domains into DIR, reading the sentences of
+the first ``--sets`` dir with other voices: espeak-ng child-like variants (female variants at the
+top of espeak's pitch range, vocal tract shortened by sox) and non-native English (espeak-ng's
+German, French, Spanish and Hindi voices reading English).
+
 Decodes every data dir given (Kaldi style: wav.scp, text) with the plugin's Whisper decoding
 (espnet_ssvd.whisper.decoding: openai-whisper's loop with its key/value cache over the ESPnet
 model) and scores with the whisper_en normaliser. Prints a markdown table; ``--json FILE``
@@ -11,6 +16,7 @@ writes the rows. Not in the suite: ~0.3-2 s per utterance on a CPU.
 
 import argparse
 import json
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +31,34 @@ from espnet_ssvd.scoring import score
 from espnet_ssvd.tasks import register_plugin
 from espnet_ssvd.whisper.config import export_token_list, whisper_config
 from espnet_ssvd.whisper.decoding import transcribe
+
+
+# name: (espeak-ng voice, pitch 0-99, vocal-tract factor for sox: > 1 shortens)
+CANDIDATES = {
+    "child_espeak": [("en-us+f2", 99, 1.2), ("en-us+f4", 90, 1.25), ("en+f3", 95, 1.2)],
+    "nonnative_de": [("de", 50, 1.0)], "nonnative_fr": [("fr", 50, 1.0)], "nonnative_es": [("es", 50, 1.0)],
+    "nonnative_hi": [("hi", 50, 1.0)],
+}
+
+
+def synthesise_candidates(sentences: dict[str, str], out: Path) -> list[Path]:
+    dirs = []
+    for name, voices in CANDIDATES.items():
+        d = out / name
+        (d / "wav").mkdir(parents=True, exist_ok=True)
+        rows = []
+        for i, (utt, text) in enumerate(sorted(sentences.items())):
+            voice, pitch, vtl = voices[i % len(voices)]
+            raw, wav = d / "wav" / f"{utt}.raw.wav", d / "wav" / f"{utt}.wav"
+            subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-w", str(raw), text], check=True)
+            effects = [] if vtl == 1.0 else ["speed", str(vtl), "tempo", f"{1 / vtl:.4f}"]
+            subprocess.run(["sox", "-R", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(wav), *effects], check=True)
+            raw.unlink()
+            rows.append((utt, str(wav.resolve()), text))
+        (d / "wav.scp").write_text("".join(f"{u} {w}\n" for u, w, _ in rows))
+        (d / "text").write_text("".join(f"{u} {t}\n" for u, _, t in rows))
+        dirs.append(d)
+    return dirs
 
 
 def build(checkpoint: Path, tmp: Path, pad: float):
@@ -45,8 +79,12 @@ def main() -> None:
                         help="encoder input lengths to compare (0: each utterance as it is)")
     parser.add_argument("--beam_size", type=int, default=1)
     parser.add_argument("--max_utts", type=int, default=0, help="first N utterances of each set (0: all)")
+    parser.add_argument("--candidates", type=Path, help="synthesise the candidate domains into this dir")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.candidates:
+        sentences = dict(list(sorted(read_kaldi(args.sets[0] / "text").items()))[: args.max_utts or None])
+        args.sets += synthesise_candidates(sentences, args.candidates)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

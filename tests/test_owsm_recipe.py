@@ -106,7 +106,7 @@ def recipe(tmp_path_factory) -> Path:
     egs2 = tmp_path_factory.mktemp("recipe") / "egs2"
     for name in ("TEMPLATE", "myst", "asr_utils"):
         shutil.copytree(ROOT / "egs2" / name, egs2 / name, symlinks=True,
-                        ignore=shutil.ignore_patterns("data", "dump", "exp", "RESULTS.md", "*.png"))
+                        ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads", "RESULTS.md", "*.png"))
     return egs2 / "myst" / "asr1"
 
 

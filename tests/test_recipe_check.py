@@ -26,7 +26,7 @@ def test_run_sh_with_an_unknown_method_stops_before_stage_1(tmp_path):
     egs2 = tmp_path / "egs2"
     for name in ("TEMPLATE", "synth_shift"):
         shutil.copytree(ROOT / "egs2" / name, egs2 / name, symlinks=True,
-                        ignore=shutil.ignore_patterns("data", "dump", "exp", "RESULTS.md", "*.png"))
+                        ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads", "RESULTS.md", "*.png"))
     asr1 = egs2 / "synth_shift" / "asr1"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     proc = subprocess.run(["./run.sh", "--fast", "true", "--python", sys.executable, "--methods", "lora lroa"],

@@ -23,7 +23,7 @@ def recipe(tmp_path_factory):
     egs2 = tmp_path_factory.mktemp("recipe") / "egs2"
     for name in ("TEMPLATE", "synth_shift"):
         shutil.copytree(ROOT / "egs2" / name, egs2 / name, symlinks=True,
-                        ignore=shutil.ignore_patterns("data", "exp", "RESULTS.md", "*.png"))
+                        ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads", "RESULTS.md", "*.png"))
     return egs2 / "synth_shift" / "asr1"
 
 

@@ -118,7 +118,7 @@ def test_fast_preset_adapts_a_tiny_whisper_end_to_end(tmp_path, tiny):
     egs2 = tmp_path / "egs2"
     for name in ("TEMPLATE", "synth_shift"):
         shutil.copytree(ROOT / "egs2" / name, egs2 / name, symlinks=True,
-                        ignore=shutil.ignore_patterns("data", "exp", "RESULTS.md", "*.png"))
+                        ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads", "RESULTS.md", "*.png"))
     recipe = egs2 / "synth_shift" / "asr1"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     # The tiny model is mostly its 51,865-token embedding: 0.2 % is LoRA rank 1 on every linear layer.

@@ -40,7 +40,7 @@ else
     opts+=(--pretrained_cachedir downloads/whisper)
   fi
   # Whisper: inputs padded to 10 s, not Whisper's 30 s (a third of the encoder cost; every utterance
-  # here is shorter). Unpadded, zero-shot Whisper repeats itself (benchmarks/results/whisper_domains.md).
+  # here is shorter). Unpadded, zero-shot Whisper repeats itself (benchmarks/results/whisper_padding.md).
   # Greedy decoding with openai-whisper's cached loop (~0.6 s per utterance on CPU).
   opts+=(--domains accent --whisper_pad_seconds 10 --beam_size 1 --adapt_config_dir conf/tuning/whisper_base)
   if [ "${fast}" = true ]; then
