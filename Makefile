@@ -29,12 +29,14 @@ $(STAMP): setup.py
 
 venv: $(STAMP)
 
+# Two test files at a time (the recipe runs leave a core idle while they import); a file's tests
+# share one worker, so its module fixtures (a Slurm cluster, a recipe run) are made once.
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 # Everything but the end-to-end recipe runs (marked slow), for a quick check while editing.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow" tests
 
 # The main job: the embedded synth_shift benchmark with its default settings (about an hour on 2 cores).
 demo: $(STAMP)

@@ -36,7 +36,7 @@ setup(
         "submitit>=1.5",
         "pyyaml",
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3"]},
     entry_points={"console_scripts": ["espnet-ssvd=espnet_ssvd.__main__:main"]},
     classifiers=[
         "Programming Language :: Python :: 3.12",

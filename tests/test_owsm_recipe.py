@@ -130,7 +130,7 @@ def test_myst_recipe_over_a_zoo_packed_owsm(owsm_zip, corpora, recipe, tmp_path_
     assert (data / "train" / "text.s2t").read_text().split(maxsplit=1)[1].startswith("<eng><asr><notimestamps> ")
     assert (data / "train" / "text_prev").read_text().split()[1] == "<na>"
     # stage 3: the packed model through espnet_model_zoo
-    assert (exp / "source" / "task").read_text().strip() == "s2t"
+    assert (exp / "source" / "family").read_text().strip() == "s2t"
     plan = json.loads((exp / "plan.json").read_text())
     assert sorted(e["method"] for e in plan) == sorted(METHODS)
     for e in plan:
