@@ -4,9 +4,7 @@ on MyST test and on a fake LibriSpeech test-clean (the forgetting set), both in 
 
 import contextlib
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +15,10 @@ import soundfile
 import yaml
 
 from espnet_data import TINY_CONFIG, WORDS, make_experiment, s2t_data_args
+from recipe_copy import copy_recipe, recipe_env
 
 pytestmark = pytest.mark.slow  # whole recipe runs: `make test-fast` leaves them out
 
-ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["ssvd_outer", "lora"]
 TIMES = [f"<{i / 50:.2f}>" for i in range(101)]  # 0.00 .. 2.00 s, OWSM's 20 ms resolution
 SPECIALS = ["<na>", "<nolang>", "<eng>", "<asr>", "<notimestamps>", *TIMES, "<sos>", "<eos>", "<sop>"]
@@ -103,15 +101,11 @@ def corpora(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory) -> Path:
-    egs2 = tmp_path_factory.mktemp("recipe") / "egs2"
-    for name in ("TEMPLATE", "myst", "asr_utils"):
-        shutil.copytree(ROOT / "egs2" / name, egs2 / name, symlinks=True,
-                        ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads", "RESULTS.md", "*.png"))
-    return egs2 / "myst" / "asr1"
+    return copy_recipe(tmp_path_factory.mktemp("recipe"), "myst", "asr_utils")
 
 
 def run(recipe: Path, corpora: dict, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, **corpora, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = recipe_env(**corpora)
     return subprocess.run(["./run.sh", "--python", sys.executable, "--ngpu", "0", *args], cwd=recipe, env=env,
                           capture_output=True, text=True)
 

@@ -1,7 +1,6 @@
 """The recipe's option check (before any work) and budget matching with the method YAMLs' adapter_conf."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from espnet_ssvd.recipe.settings import parse
 from espnet_ssvd.fileio import atomic_path, atomic_write_text
 
 from espnet_data import make_experiment
+from recipe_copy import copy_recipe, recipe_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH_CONF = ROOT / "egs2" / "synth_shift" / "asr1" / "conf" / "tuning"
@@ -23,12 +23,8 @@ AVAILABLE = "Available: ssvd ssvd_outer lora dora pissa full"
 
 
 def test_run_sh_with_an_unknown_method_stops_before_stage_1(tmp_path):
-    egs2 = tmp_path / "egs2"
-    for name in ("TEMPLATE", "synth_shift"):
-        shutil.copytree(ROOT / "egs2" / name, egs2 / name, symlinks=True,
-                        ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads", "RESULTS.md", "*.png"))
-    asr1 = egs2 / "synth_shift" / "asr1"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    asr1 = copy_recipe(tmp_path, "synth_shift")
+    env = recipe_env()
     proc = subprocess.run(["./run.sh", "--fast", "true", "--python", sys.executable, "--methods", "lora lroa"],
                           cwd=asr1, env=env, capture_output=True, text=True)
     assert proc.returncode != 0

@@ -2,34 +2,27 @@
 
 import json
 import math
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from recipe_copy import copy_recipe, recipe_env
 
 pytestmark = pytest.mark.slow  # whole recipe runs: `make test-fast` leaves them out
 
-ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["lora", "dora", "pissa", "ssvd", "ssvd_outer", "full"]
 DOMAINS = ["child", "accent"]
 
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
-    egs2 = tmp_path_factory.mktemp("recipe") / "egs2"
-    for name in ("TEMPLATE", "synth_shift"):
-        shutil.copytree(ROOT / "egs2" / name, egs2 / name, symlinks=True,
-                        ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads", "RESULTS.md", "*.png"))
-    return egs2 / "synth_shift" / "asr1"
+    return copy_recipe(tmp_path_factory.mktemp("recipe"), "synth_shift")
 
 
 def run(recipe: Path, *args: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    proc = subprocess.run(["./run.sh", "--fast", "true", "--python", sys.executable, *args], cwd=recipe, env=env,
+    proc = subprocess.run(["./run.sh", "--fast", "true", "--python", sys.executable, *args], cwd=recipe, env=recipe_env(),
                           capture_output=True, text=True)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     return proc.stdout + proc.stderr
@@ -93,7 +86,7 @@ def test_rerun_skips_finished_work_and_one_method_runs_alone(recipe):
 
 
 def test_unknown_option_and_bad_budget_fail_clearly(recipe):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = recipe_env()
     proc = subprocess.run(["./run.sh", "--adapterr", "ssvd"], cwd=recipe, env=env, capture_output=True, text=True)
     assert proc.returncode != 0 and "unknown option --adapterr" in proc.stderr
     proc = subprocess.run(["./run.sh", "--fast", "true", "--python", sys.executable, "--stage", "5", "--stop_stage", "5",

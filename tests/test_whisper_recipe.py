@@ -4,9 +4,7 @@ utterance length, and the synth_shift --fast preset end to end with a tiny Whisp
 
 import copy
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,8 +29,7 @@ from espnet_ssvd.tasks import register_plugin, task_class
 from espnet_ssvd.whisper.checkpoints import whisper_checkpoint
 from espnet_ssvd.whisper.config import export_token_list, whisper_config
 from espnet_ssvd.whisper.decoding import sample_len, transcribe
-
-ROOT = Path(__file__).resolve().parents[1]
+from recipe_copy import copy_recipe, recipe_env
 
 
 def tiny_multilingual_whisper(path: Path) -> Path:
@@ -152,17 +149,12 @@ def test_a_missing_whisper_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_fast_preset_adapts_a_tiny_whisper_end_to_end(tmp_path, tiny):
-    egs2 = tmp_path / "egs2"
-    for name in ("TEMPLATE", "synth_shift"):
-        shutil.copytree(ROOT / "egs2" / name, egs2 / name, symlinks=True,
-                        ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads", "RESULTS.md", "*.png"))
-    recipe = egs2 / "synth_shift" / "asr1"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    recipe = copy_recipe(tmp_path, "synth_shift")
     # The tiny model is mostly its 51,865-token embedding: 0.2 % is LoRA rank 1 on every linear layer.
     proc = subprocess.run(["./run.sh", "--fast", "true", "--python", sys.executable, "--model", str(tiny),
                            "--whisper_pad_seconds", "10", "--domains", "child", "--methods", "lora ssvd_outer",
                            "--budgets", "0.2%", "--budget_tolerance", "0.5"],
-                          cwd=recipe, env=env, capture_output=True, text=True)
+                          cwd=recipe, env=recipe_env(), capture_output=True, text=True)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     exp = recipe / "exp"
     assert (exp / "source" / "family").read_text() == "whisper\n"
