@@ -46,7 +46,6 @@ whereas the transient part of the peak is released before the next layer runs.
 
 import argparse
 import copy
-import json
 import statistics
 import sys
 import time
@@ -61,7 +60,7 @@ from torch.utils._pytree import tree_leaves
 
 from espnet_ssvd.adapters import ADAPTERS, AdaptedLinear, attach_adapter
 from espnet_ssvd.budget import match_budget
-from espnet_ssvd.fileio import atomic_write_text
+from espnet_ssvd.fileio import write_jsonl
 
 SHAPES = ((1024, 1024), (1024, 4096))  # (d_in, d_out)
 FRAMES_PER_SECOND = 25
@@ -306,7 +305,7 @@ def main() -> None:
                 )
     print("\n".join(lines))
     if args.json:
-        atomic_write_text(args.json, "".join(json.dumps(r) + "\n" for r in rows))
+        write_jsonl(args.json, rows)
 
 
 if __name__ == "__main__":

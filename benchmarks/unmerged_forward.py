@@ -9,13 +9,12 @@ decoder, CTC) is timed in turn with the base model's, ``--repeats`` rounds after
 """
 
 import argparse
-import json
 import statistics
 
 import torch
 
 from espnet_ssvd.adapters import attach_adapter
-from espnet_ssvd.fileio import atomic_write_text
+from espnet_ssvd.fileio import write_jsonl
 from scale import SIZE_LABELS, TARGETS, build_model, interleaved_times, logits_and_loss, synthetic_batch
 
 SETTINGS = {"ssvd": {"k": 123}, "ssvd_outer": {"k": 123, "outer_fraction": 0.5}}
@@ -49,7 +48,7 @@ def main() -> None:
         print(f"| {row['model']} | {method} | {row['base_ms']:.0f} | {row['unmerged_ms']:.0f} "
               f"| {row['unmerged_forward_x_base']:.3f} |", flush=True)
     if args.json:
-        atomic_write_text(args.json, "".join(json.dumps(r) + "\n" for r in rows))
+        write_jsonl(args.json, rows)
 
 
 if __name__ == "__main__":

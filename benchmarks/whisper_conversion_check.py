@@ -13,7 +13,6 @@ Prints a markdown table; ``--json FILE`` writes the rows.
 
 import argparse
 import importlib.resources
-import json
 import shutil
 import subprocess
 import tempfile
@@ -26,7 +25,7 @@ import torch
 import whisper
 import yaml
 
-from espnet_ssvd.fileio import atomic_write_text
+from espnet_ssvd.fileio import write_jsonl
 from espnet_ssvd.tasks import task_class
 from espnet_ssvd.whisper.config import export_token_list, whisper_config
 from espnet_ssvd.whisper.ctranslate2 import convert, packaged_model_bin
@@ -99,7 +98,7 @@ def main() -> None:
         print(f"| {r['voice']} | {r['encoder_rel_diff']:.1e} | {r['same_tokens']} | {r['ctranslate2']} | {r['converted']} "
               f"| {r['espnet'] == r['converted']} |")
     if args.json:
-        atomic_write_text(args.json, "".join(json.dumps(r) + "\n" for r in rows))
+        write_jsonl(args.json, rows)
 
 
 if __name__ == "__main__":

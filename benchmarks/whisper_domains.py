@@ -26,7 +26,7 @@ import torch
 import yaml
 from espnet2.tasks.asr import ASRTask
 
-from espnet_ssvd.fileio import atomic_write_text, read_kaldi
+from espnet_ssvd.fileio import read_kaldi, write_jsonl
 from espnet_ssvd.scoring import score
 from espnet_ssvd.tasks import register_plugin
 from espnet_ssvd.whisper.config import export_token_list, whisper_config
@@ -116,7 +116,7 @@ def main() -> None:
         print(f"| {Path(r['set']).name} | {r['pad_seconds']:g} | {r['utterances']} | {r['wer']:.1f} "
               f"({r['ci_low']:.1f}-{r['ci_high']:.1f}) | {r['ref_words']} / {r['hyp_words']} | {r['s_per_utt']:.2f} |")
     if args.json:
-        atomic_write_text(args.json, "".join(json.dumps(r) + "\n" for r in rows))
+        write_jsonl(args.json, rows)
 
 
 if __name__ == "__main__":

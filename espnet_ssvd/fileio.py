@@ -7,6 +7,7 @@ against a killed process, not against a power loss.
 """
 
 import contextlib
+import json
 import os
 import secrets
 from collections.abc import Iterator
@@ -29,6 +30,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_jsonl(path: str | Path, rows: list[dict]) -> None:
+    """One JSON object per line (the benchmarks' result rows), written atomically."""
+    atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def read_kaldi(path: Path) -> dict[str, str]:

@@ -45,7 +45,8 @@ def prepare_dir(d: Path, dump: Path, src: Source, lang_sym: str, nj: int) -> Non
     """Shape files for ESPnet's batching, audio that ESPnet's ``sound`` reader takes (command
     entries of wav.scp, e.g. sox decoding mp3 or sphere, are run once into dump/raw/), and the
     task's text files (for S2T, OWSM's ``text.s2t`` / ``text_prev`` / ``text_ctc``)."""
-    prepared = f"{src.family_name} {src.bpemodel} {pad_seconds(src):g}\n"
+    seconds = pad_seconds(src)
+    prepared = f"{src.family_name} {src.bpemodel} {seconds:g}\n"
     if (d / ".prepared").exists() and (d / ".prepared").read_text() == prepared:
         return
     wavs = read_kaldi(d / "wav.scp")
@@ -62,7 +63,7 @@ def prepare_dir(d: Path, dump: Path, src: Source, lang_sym: str, nj: int) -> Non
     count = src.family.token_counter(src.bpemodel)
     texts = src.family.write_text_files(d, read_kaldi(d / "text"), lang_sym)
     audio = {u: soundfile.info(w) for u, w in sorted(wavs.items())}
-    check_lengths(d, {u: a.duration for u, a in audio.items()}, pad_seconds(src))
+    check_lengths(d, {u: a.duration for u, a in audio.items()}, seconds)
     atomic_write_text(d / "speech_shape", "".join(f"{u} {a.frames}\n" for u, a in audio.items()))
     atomic_write_text(d / "text_shape.bpe", "".join(f"{u} {count(t)}\n" for u, t in texts.items()))
     atomic_write_text(d / ".prepared", prepared)
