@@ -23,8 +23,8 @@ $(STAMP): setup.py
 	@PYTHON=$$( $(find_python) ) || { echo "error: Python >= 3.12 is required (espnet 202611 needs it) and none was found on PATH or under pyenv. Install one, e.g. 'apt-get install python3.12 python3.12-venv' or 'pyenv install 3.12', then re-run make." >&2; exit 1; }; \
 	echo "using $$PYTHON ($$($$PYTHON --version))"; \
 	[ -x $(PY) ] || $$PYTHON -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-cache-dir --upgrade pip
+	$(PY) -m pip install -q --no-cache-dir -e '.[test]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -205,7 +205,7 @@ def build_variants(pretrained: nn.Linear) -> list[Variant]:
     """Every variant of one pretrained layer, the frozen reference first."""
     d_out, d_in = pretrained.weight.shape
     lora = ADAPTERS["lora"]
-    budget = lora.count([(d_out, d_in)], lora.make_config({"r": LORA_RANK}))
+    budget = lora.count([("0", (d_out, d_in))], lora.make_config({"r": LORA_RANK}))
 
     variants = [Variant("frozen", "frozen", "-", 0, copy.deepcopy(pretrained).requires_grad_(False))]
     runs = [("ssvd", {"forward_mode": mode}) for mode in ("auto", "lowrank", "dense")]

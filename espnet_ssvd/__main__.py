@@ -12,13 +12,14 @@ def _budget(args: argparse.Namespace) -> None:
 
     model = build_model_from_config(args.config, args.task)
     total = sum(p.numel() for p in model.parameters())
-    rows = budget_table(model, args.targets, args.budget, args.methods, args.outer_fractions)
+    rows = budget_table(model, args.targets, args.budget, args.methods, args.outer_fractions, coverage=args.coverage)
     print(f"model: {args.config} ({total:,} parameters), targets: {args.targets}, budget: {args.budget} "
           f"= {rows[0].budget:,} parameters\n")
     print(format_table(rows))
     names = match_targets(model, args.targets)
     for row in (r for r in rows if r.layers is not None):
-        print(f"\n{row.method} ({row.describe()}): {' '.join(row.targets(names))}")
+        why = " (size 1 on every layer is over the budget)" if row.fallback else ""
+        print(f"\n{row.method} ({row.describe()}){why}: {' '.join(row.targets(names))}")
 
 
 def _load_trained(args: argparse.Namespace):
@@ -68,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--targets", nargs="+", default=["all_linear"], help="module-name suffixes or presets")
     p.add_argument("--methods", nargs="+", default=["lora", "dora", "pissa", "ssvd", "ssvd_outer"])
     p.add_argument("--outer_fractions", nargs="+", type=float, default=[0.5])
+    p.add_argument("--coverage", choices=["full", "subset"], default="full",
+                   help="full: every target layer, sizes mixed per layer (r_pattern / k_pattern) to meet the budget; "
+                        "subset: one size on an evenly spaced subset of the layers")
     p.set_defaults(func=_budget)
 
     for name, func, text in (

@@ -24,12 +24,20 @@ def score(ref_file: Path, hyp_file: Path, out: Path, normalizer: str = "basic") 
     refs, hyps = read_kaldi(ref_file), read_kaldi(hyp_file)
     norm = NORMALIZERS[normalizer]
     errors, lengths = [], []
+    kinds = dict.fromkeys(("hits", "substitutions", "deletions", "insertions"), 0)  # ESPnet's Corr/Sub/Del/Ins
     for u in sorted(refs):
         ref, hyp = norm(refs[u]), norm(hyps.get(u, ""))
-        m = jiwer.process_words(ref, hyp) if hyp and ref else None
-        errors.append(m.substitutions + m.deletions + m.insertions if m else max(len(ref.split()), len(hyp.split())))
+        if hyp and ref:
+            m = jiwer.process_words(ref, hyp)
+            counted = {kind: getattr(m, kind) for kind in kinds}
+        else:  # jiwer refuses an empty side: all deletions or all insertions
+            counted = {"hits": 0, "substitutions": 0, "deletions": len(ref.split()), "insertions": len(hyp.split())}
+        for kind in kinds:
+            kinds[kind] += counted[kind]
+        errors.append(counted["substitutions"] + counted["deletions"] + counted["insertions"])
         lengths.append(len(ref.split()))
-    result = {**wer_summary(errors, lengths), "normalizer": normalizer}
+    result = {**wer_summary(errors, lengths), **kinds,
+              "sentence_errors": sum(e > 0 for e in errors), "normalizer": normalizer}
     atomic_write_text(out, json.dumps(result, indent=1))
     return result
 

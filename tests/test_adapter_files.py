@@ -181,3 +181,22 @@ def test_a_kill_during_export_leaves_the_previous_file_intact(tmp_path):
     torch.testing.assert_close(loaded(X), model(X), rtol=0, atol=1e-6)
     # The half-written bytes went to a hidden temporary, never to a name a loader would pick up.
     assert [n for n in os.listdir(tmp_path) if not n.startswith(".")] == ["a.safetensors"]
+
+
+@pytest.mark.parametrize("method, conf", [
+    ("lora", {"r": 2, "r_pattern": {"2": 5}}),
+    ("pissa", {"r": 3, "r_pattern": {"0": 1}}),
+    ("ssvd_outer", {"k": 6, "outer_fraction": 0.5, "k_pattern": {"0": 10}}),
+])
+def test_per_layer_sizes_round_trip_through_an_adapter_file(method, conf, tmp_path):
+    def sizes(summary):
+        return [{k: v for k, v in layer.settings.items() if k in ("r", "lora_alpha", "k_in", "k_out", "k_s")}
+                for layer in summary.layers]
+
+    base, model, args = trained(method, conf)
+    written = sizes(model.espnet_ssvd_summary)
+    assert written[0] != written[1]
+    path = save(model, tmp_path / "a.safetensors", args)
+    loaded = copy.deepcopy(base)
+    assert sizes(load_adapter(loaded, path)) == written
+    torch.testing.assert_close(loaded(X), model(X), rtol=0, atol=1e-6)

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from espnet_ssvd import AdapterError, attach_adapter
-from espnet_ssvd.adapters import AdaptedLinear
+from espnet_ssvd.adapters import AdaptedLinear, match_targets
 from espnet_ssvd.adapters.rotation import SkewRotation
 
 from conftest import tiny_encoder_decoder
@@ -196,7 +196,7 @@ def test_parameter_counts_match_closed_form(method, conf, per_layer):
     expected = sum(per_layer(*s) for s in shapes)
     assert summary.trainable == expected
     spec = get_method(method)
-    assert spec.count(shapes, spec.make_config(conf)) == expected
+    assert spec.count(list(zip(["0", "2"], shapes)), spec.make_config(conf)) == expected
     assert [layer.trainable for layer in summary.layers] == [per_layer(*s) for s in shapes]
 
 
@@ -302,8 +302,6 @@ def test_k_and_ratio_together_rejected():
 
 
 def test_regex_and_presets_select_espnet_layers():
-    from espnet_ssvd.adapters import match_targets
-
     model = tiny_encoder_decoder()
     attention = match_targets(model, ["attention"])
     assert "decoder.decoders.0.src_attn.linear_v" in attention
@@ -352,3 +350,11 @@ def test_the_no_grad_factor_cache_follows_every_parameter_change(method):
         changed = model(x)
     assert rel_diff(changed, first) > 1e-4
     assert torch.allclose(changed, model(x).detach(), atol=1e-6)  # the same as computed with grad
+
+
+def test_side_presets_split_all_linear_into_encoder_and_decoder():
+    model = tiny_encoder_decoder()
+    enc, dec = match_targets(model, "encoder_linear"), match_targets(model, ["decoder_linear"])
+    assert enc and dec and all(n.startswith("encoder.") for n in enc) and all(n.startswith("decoder.") for n in dec)
+    assert sorted(enc + dec) == sorted(match_targets(model, "all_linear"))
+    assert "decoder.output_layer" in dec and "encoder.encoders.0.merge_proj" in enc

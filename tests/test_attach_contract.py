@@ -35,6 +35,16 @@ def two_layers():
         ("pissa", {"r": 2, "niter": 0}, r"niter=0 is too small"),
         ("lora", {"r": 2, "lora_dropout": 1.0}, r"lora_dropout must be in \[0, 1\), got 1.0"),
         ("spectral_lora", {"p": 0}, r"p=0 is too small"),
+        ("lora", {"r": 2, "r_pattern": {"0": 0}}, r"r_pattern\['0'\]=0 is too small: it must be >= 1"),
+        ("dora", {"r": 2, "r_pattern": ["0"]}, r"r_pattern must map target-module names to sizes, got list"),
+        ("pissa", {"r": 2, "r_pattern": {"0": 1.5}}, r"r_pattern\['0'\]=1.5 is not an integer"),
+        ("lora", {"r": 2, "r_pattern": {"2": 3, "1": 3}}, r"r_pattern of adapter 'lora' sizes modules that are not "
+                                                          r"among its 2 targets: 1\. Its keys are full target-module"),
+        ("ssvd", {"k": 2, "k_pattern": {3: 2}}, r"k_pattern key 3 is not a module name"),
+        ("ssvd", {"k": 2, "k_pattern": {"0.weight": 2}}, r"k_pattern of adapter 'ssvd' sizes modules that are not"),
+        ("ssvd", {"k": 2, "k_pattern": {"2": 30}}, r"k_pattern\['2'\]=30 is larger than the rank 24 of layer '2'"),
+        ("ssvd_outer", {"k_in": 2, "k_pattern": {"2": 3}}, r"give either k / rotation_ratio / k_pattern .* or explicit"),
+        ("spectral_lora", {"r_pattern": {"0": True}}, r"r_pattern\['0'\]=True is not an integer"),
     ],
 )
 def test_bad_options_are_adapter_errors_naming_the_value(method, conf, message):

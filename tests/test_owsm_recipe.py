@@ -113,6 +113,7 @@ def run(recipe: Path, corpora: dict, *args: str) -> subprocess.CompletedProcess:
 def test_myst_recipe_over_a_zoo_packed_owsm(owsm_zip, corpora, recipe, tmp_path_factory):
     proc = run(recipe, corpora, "--model", str(owsm_zip), "--pretrained_cachedir", str(tmp_path_factory.mktemp("zoo")),
                "--methods", " ".join(METHODS), "--budget", "10%", "--budget_tolerance", "0.5", "--beam_size", "2",
+               "--sweep", "none",
                "--decode_batch_size", "4",
                "--train_args", "--max_epoch 1 --num_iters_per_epoch 4 --batch_size 2 --accum_grad 1 --use_amp false --num_workers 0")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]

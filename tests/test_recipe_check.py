@@ -94,7 +94,7 @@ def test_plan_matches_budgets_with_the_yaml_adapter_conf_and_adapt_trains_that_c
     monkeypatch.setattr(plan_stage, "run_jobs", lambda settings, stage, jobs: trained.extend(jobs))
     _, settings = parse(["adapt", "--exp", str(tmp_path / "exp"), "--adapt_config_dir", str(conf_dir),
                          "--methods", "ssvd_outer spectral_lora", "--domains", "child", "--budgets", "5%",
-                         "--budget_tolerance", "0.5"], list(cli.STAGES), "")
+                         "--budget_tolerance", "0.5", "--sweep", "none"], list(cli.STAGES), "")
     check(settings)
     plan_stage.adapt(settings)
 

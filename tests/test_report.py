@@ -45,14 +45,15 @@ def test_report_pools_a_domains_test_sets_word_weighted(tmp_path):
               {"domain": "accent", "method": "ssvd", "budget": "1%", "outer_fraction": None, "settings": {"k": 8},
                "trainable": 1234, "summary": "k=8"})
     results = tmp_path / "RESULTS.md"
-    write_report(exp, {"accent": sets}, "librispeech_test_clean", results)
+    write_report(exp, {"accent": ("accent_dev", sets)}, "librispeech_test_clean", results)
     report = results.read_text()
     assert "Source model: owsm_v3.1_ebf_base (pretrained); librispeech_test_clean WER 5.0" in report
-    assert "| target WER (all) | test_scotland | test_india | source WER |" in report
+    assert "| target WER (all) | test_scotland | test_india | target over seeds | source WER |" in report
     # pooled over the 30 words of both sets: 11/30 zero-shot, 4/30 adapted (not the mean of the set WERs)
     zero = next(line for line in report.splitlines() if line.startswith("| pretrained"))
-    assert zero.split(" | ")[4].startswith("36.7 [") and zero.split(" | ")[5].startswith("50.0 [")
+    assert zero.split(" | ")[5].startswith("36.7 [") and zero.split(" | ")[6].startswith("50.0 [")
     row = next(line for line in report.splitlines() if line.startswith("| ssvd |"))
     cells = row.split(" | ")
-    assert cells[3] == "1,234" and cells[4].startswith("13.3 [") and cells[7].startswith("15.0 [")
-    assert cells[8] == "+10.0"
+    # one learning rate, no dev decoding (a run from before the sweep): that run is the row
+    assert cells[3] == "1,234" and cells[4] == "0 (0)" and cells[5].startswith("13.3 [") and cells[9].startswith("15.0 [")
+    assert cells[11] == "+10.0"

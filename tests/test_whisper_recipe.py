@@ -152,7 +152,7 @@ def test_fast_preset_adapts_a_tiny_whisper_end_to_end(tmp_path, tiny):
     recipe = copy_recipe(tmp_path, "synth_shift")
     # The tiny model is mostly its 51,865-token embedding: 0.2 % is LoRA rank 1 on every linear layer.
     proc = subprocess.run(["./run.sh", "--fast", "true", "--python", sys.executable, "--model", str(tiny),
-                           "--whisper_pad_seconds", "10", "--domains", "child", "--methods", "lora ssvd_outer",
+                           "--whisper_pad_seconds", "10", "--domains", "child", "--methods", "lora ssvd_outer", "--sweep", "none",
                            "--budgets", "0.2%", "--budget_tolerance", "0.5"],
                           cwd=recipe, env=recipe_env(), capture_output=True, text=True)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]

@@ -48,9 +48,10 @@ class AdapterMethod:
     name: str
     config_cls: type
     attach: Callable[..., list[LayerSummary]]
-    # Closed-form trainable-parameter count over target shapes [(d_out, d_in), ...].
-    count: Callable[[list[tuple[int, int]], Any], int] | None = None
-    # The integer config field the budget matcher tunes.
+    # Closed-form trainable-parameter count over the targets [(module name, (d_out, d_in)), ...]
+    # (the names select per-layer sizes: r_pattern / k_pattern).
+    count: Callable[[list[tuple[str, tuple[int, int]]], Any], int] | None = None
+    # The integer config field the budget matcher tunes; f"{budget_knob}_pattern" sizes single layers.
     budget_knob: str | None = None
 
     def make_config(self, conf: dict[str, Any] | Any | None):

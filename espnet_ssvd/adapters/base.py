@@ -257,21 +257,23 @@ PRESETS: dict[str, list[str]] = {
 }
 
 
-def _is_encoder_or_decoder_linear(name: str, module: nn.Module) -> bool:
-    return isinstance(module, nn.Linear) and name.split(".")[0] in ("encoder", "decoder")
+# Every nn.Linear of a top-level part of the model: both sides, or one (an encoder / decoder split
+# of a budget).
+SIDES = {"all_linear": ("encoder", "decoder"), "encoder_linear": ("encoder",), "decoder_linear": ("decoder",)}
 
 
 def match_targets(model: nn.Module, targets: str | list[str]) -> list[str]:
     """Module names selected by ``targets``.
 
     A list holds module-name suffixes (``attn.linear_q`` matches ``encoder.encoders.0.attn.linear_q``)
-    or preset names (``attention``, ``ffn``, ``all_linear``); a single string that is not a
-    preset is a regular expression matched against whole names, as in PEFT.
-    ``all_linear`` is every nn.Linear of the encoder and decoder; presets select nn.Linear only.
+    or preset names (``attention``, ``ffn``, ``all_linear``, ``encoder_linear``, ``decoder_linear``);
+    a single string that is not a preset is a regular expression matched against whole names, as in
+    PEFT. ``all_linear`` is every nn.Linear of the encoder and decoder, ``encoder_linear`` /
+    ``decoder_linear`` those of one side; presets select nn.Linear only.
     """
     names = [n for n, _ in model.named_modules() if n]
     modules = dict(model.named_modules())
-    if isinstance(targets, str) and targets not in PRESETS and targets != "all_linear":
+    if isinstance(targets, str) and targets not in PRESETS and targets not in SIDES:
         regex = re.compile(targets)
         picked = [n for n in names if regex.fullmatch(n)]
         if not picked:
@@ -279,11 +281,12 @@ def match_targets(model: nn.Module, targets: str | list[str]) -> list[str]:
         return picked
     patterns = [targets] if isinstance(targets, str) else list(targets)
     if not patterns:
-        raise AdapterError("the target list is empty: name module suffixes, a preset (attention, ffn, all_linear) or a regex")
+        raise AdapterError("the target list is empty: name module suffixes, a preset (attention, ffn, all_linear, "
+                           "encoder_linear, decoder_linear) or a regex")
     picked: list[str] = []
     for pattern in patterns:
-        if pattern == "all_linear":
-            hits = [n for n in names if _is_encoder_or_decoder_linear(n, modules[n])]
+        if pattern in SIDES:
+            hits = [n for n in names if isinstance(modules[n], nn.Linear) and n.split(".")[0] in SIDES[pattern]]
         elif pattern in PRESETS:
             hits = [n for n in names if isinstance(modules[n], nn.Linear)
                     and any(n == p or n.endswith("." + p) for p in PRESETS[pattern])]
@@ -312,6 +315,17 @@ def require_linear(model: nn.Module, names: list[str], method: str) -> list[nn.L
                 f"{type(modules[name]).__name__}; use a pattern that selects only Linear layers"
             )
     return [modules[n] for n in names]
+
+
+def check_pattern_names(what: str, pattern: dict[str, int] | None, names: list[str], method: str) -> None:
+    """Refuse per-layer sizes for modules that are not targets (a typo, or another model's names)."""
+    stray = sorted(set(pattern or {}) - set(names))
+    if stray:
+        shown = ", ".join(stray[:4]) + (f" ... ({len(stray)} in all)" if len(stray) > 4 else "")
+        raise AdapterError(
+            f"{what} of adapter {method!r} sizes modules that are not among its {len(names)} targets: {shown}. "
+            f"Its keys are full target-module names, e.g. {names[0] if names else '(no targets)'}"
+        )
 
 
 def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:

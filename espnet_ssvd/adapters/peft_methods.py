@@ -10,6 +10,7 @@ sign-normalised nor (with ``niter``) deterministic; the initial factors are kept
 (``pissa_init_A`` / ``pissa_init_B``) so checkpoints and adapter files rebuild that residual exactly.
 """
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,8 +21,8 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from peft.utils import PeftType
 from torch import nn
 
-from .base import LayerSummary, refuse_merged_state_dict
-from .errors import AdapterError, require_int
+from .base import LayerSummary, check_pattern_names, refuse_merged_state_dict
+from .errors import AdapterError, require_int, require_pattern
 
 ADAPTER_NAME = "default"
 
@@ -31,21 +32,37 @@ class LoraConfig:
     r: int = 32
     lora_alpha: float | None = None  # default 2r, as in the published recipe (r32 alpha64)
     lora_dropout: float = 0.0
+    r_pattern: dict[str, int] | None = None  # full target-module name -> rank of that layer (overrides r there)
 
     default_alpha_per_rank = 2.0
 
     def __post_init__(self):
         require_int("r", self.r, 1, " (the LoRA rank)")
+        require_pattern("r_pattern", self.r_pattern, 1, " (the LoRA rank of that layer)")
         if self.lora_alpha is not None and not (isinstance(self.lora_alpha, (int, float)) and self.lora_alpha > 0):
             raise AdapterError(f"lora_alpha must be a positive number, got {self.lora_alpha!r}")
         if not (isinstance(self.lora_dropout, (int, float)) and 0 <= self.lora_dropout < 1):
             raise AdapterError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
 
+    def layer_r(self, name: str) -> int:
+        return (self.r_pattern or {}).get(name, self.r)
+
     def peft_kwargs(self, from_weights: bool = True) -> dict[str, Any]:
         kwargs = asdict(self)
+        pattern = kwargs.pop("r_pattern") or {}
         if kwargs["lora_alpha"] is None:
             kwargs["lora_alpha"] = self.default_alpha_per_rank * self.r
+            # Each layer keeps the default's alpha / r; an explicit lora_alpha stays one constant, as in PEFT.
+            kwargs["alpha_pattern"] = {exact_key(n): self.default_alpha_per_rank * r for n, r in pattern.items()}
+        kwargs["rank_pattern"] = {exact_key(n): r for n, r in pattern.items()}
         return kwargs
+
+
+def exact_key(name: str) -> str:
+    """A PEFT rank/alpha-pattern key matching module ``name`` alone. PEFT matches a key as a regular
+    expression against the end of each module name, after an optional prefix ending in a dot: escaped,
+    a dot is only a dot, and anchored at the start, ``a.b`` cannot match ``x.a.b``."""
+    return "^" + re.escape(name)
 
 
 @dataclass
@@ -95,6 +112,8 @@ def peft_type_of(method: str) -> PeftType | None:
 def attach_peft(model: nn.Module, names: list[str], config, method: str, from_weights: bool = True) -> list[LayerSummary]:
     peft_type = peft_type_of(config.peft_type if isinstance(config, PeftPassthroughConfig) else "lora")
     config_cls = PEFT_TYPE_TO_CONFIG_MAPPING[peft_type]
+    if isinstance(config, LoraConfig):
+        check_pattern_names("r_pattern", config.r_pattern, names, method)
     kwargs = config.peft_kwargs(from_weights)
     try:
         peft_config = config_cls(target_modules=names, **kwargs)
@@ -114,6 +133,8 @@ def attach_peft(model: nn.Module, names: list[str], config, method: str, from_we
         if isinstance(config, PissaConfig):
             keep_pissa_init(layer, from_weights)
         settings = {k: v for k, v in kwargs.items() if k in ("r", "lora_alpha", "use_dora", "init_lora_weights")}
+        if isinstance(config, LoraConfig):  # this layer's own rank and alpha (r_pattern)
+            settings.update(r=layer.r[ADAPTER_NAME], lora_alpha=layer.lora_alpha[ADAPTER_NAME])
         summaries.append(LayerSummary(name, tuple(base.weight.shape), sum(p.numel() for p in params), settings))
     return summaries
 
@@ -144,6 +165,8 @@ def is_peft_layer(module: nn.Module) -> bool:
     return isinstance(module, BaseTunerLayer)
 
 
-def count_lora(shapes: list[tuple[int, int]], config: LoraConfig) -> int:
-    extra = sum(d_out for d_out, _ in shapes) if isinstance(config, DoraConfig) else 0
-    return config.r * sum(d_out + d_in for d_out, d_in in shapes) + extra
+def count_lora(layers: list[tuple[str, tuple[int, int]]], config: LoraConfig) -> int:
+    """Trainable parameters over ``layers``, [(target-module name, (d_out, d_in)), ...]; DoRA adds a
+    magnitude per output row."""
+    dora = isinstance(config, DoraConfig)
+    return sum(config.layer_r(name) * (d_out + d_in) + (d_out if dora else 0) for name, (d_out, d_in) in layers)

@@ -13,23 +13,27 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import FactoredDeltaLinear, LayerSummary, replace_module, require_linear
-from .errors import require_int
+from .base import FactoredDeltaLinear, LayerSummary, check_pattern_names, replace_module, require_linear
+from .errors import require_int, require_pattern
 from .svd import SVDBasisLinear, SVDInitOptions
+
+R_HINT = " (rank of the singular-vector adjustments)"
 
 
 @dataclass
 class SpectralLoraConfig(SVDInitOptions):
     p: int = 256  # top singular vectors adjusted (capped at the layer rank)
     r: int = 16  # rank of dU and dV
+    r_pattern: dict[str, int] | None = None  # full target-module name -> r of that layer (overrides r there)
 
     def __post_init__(self):
         super().__post_init__()
         require_int("p", self.p, 1, " (top singular vectors adjusted)")
-        require_int("r", self.r, 1, " (rank of the singular-vector adjustments)")
+        require_int("r", self.r, 1, R_HINT)
+        require_pattern("r_pattern", self.r_pattern, 1, R_HINT)
 
     def layer_sizes(self, shape: tuple[int, int], name: str) -> tuple[int, int]:
-        return min(self.p, min(shape)), self.r
+        return min(self.p, min(shape)), (self.r_pattern or {}).get(name, self.r)
 
 
 def spectral_lora_param_count(shape: tuple[int, int], p: int, r: int) -> int:
@@ -62,6 +66,7 @@ class SpectralLoraLinear(SVDBasisLinear, FactoredDeltaLinear):
 def attach_spectral_lora(model: nn.Module, names: list[str], config: SpectralLoraConfig, method: str,
                          from_weights: bool = True) -> list[LayerSummary]:
     linears = require_linear(model, names, method)
+    check_pattern_names("r_pattern", config.r_pattern, names, method)
     sizes = [config.layer_sizes(tuple(linear.weight.shape), name) for name, linear in zip(names, linears)]
     layers = [SpectralLoraLinear(linear, p, r, config, from_weights) for linear, (p, r) in zip(linears, sizes)]
     summaries = []
@@ -72,5 +77,6 @@ def attach_spectral_lora(model: nn.Module, names: list[str], config: SpectralLor
     return summaries
 
 
-def count_spectral_lora(shapes: list[tuple[int, int]], config: SpectralLoraConfig) -> int:
-    return sum(spectral_lora_param_count(shape, *config.layer_sizes(shape, "")) for shape in shapes)
+def count_spectral_lora(layers: list[tuple[str, tuple[int, int]]], config: SpectralLoraConfig) -> int:
+    """Trainable parameters over ``layers``, [(target-module name, (d_out, d_in)), ...]."""
+    return sum(spectral_lora_param_count(shape, *config.layer_sizes(shape, name)) for name, shape in layers)

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import LayerSummary, replace_module, require_linear
-from .errors import AdapterError, require_int
+from .base import LayerSummary, check_pattern_names, replace_module, require_linear
+from .errors import AdapterError, require_int, require_pattern
 from .rotation import SkewRotation, check_rotation_map, minus_identities
 from .svd import SVDBasisLinear, SVDInitOptions
 
@@ -35,6 +35,7 @@ class SSVDConfig(SVDInitOptions):
     rotation_ratio: float | None = None  # or k = ratio * min(d_in, d_out); 0.4 when neither is given
     rotation_map: str = "linear"  # published default; "cayley" / "exp" are exactly orthogonal
     down_proj_side: str = "input"
+    k_pattern: dict[str, int] | None = None  # full target-module name -> k of that layer (overrides k there)
 
     def __post_init__(self):
         super().__post_init__()
@@ -46,12 +47,20 @@ class SSVDConfig(SVDInitOptions):
             isinstance(self.rotation_ratio, (int, float)) and 0 < self.rotation_ratio <= 1
         ):
             raise AdapterError(f"rotation_ratio must be a number in (0, 1], got {self.rotation_ratio!r}")
+        require_pattern("k_pattern", self.k_pattern, 1, K_HINT)
         check_rotation_map(self.rotation_map)
         if self.down_proj_side not in DOWN_PROJ_SIDES:
             raise AdapterError(f"down_proj_side must be one of {', '.join(DOWN_PROJ_SIDES)}, got {self.down_proj_side!r}")
 
+    def layer_k(self, shape: tuple[int, int], name: str) -> int:
+        """The k of layer ``name``: its k_pattern entry, else k (or rotation_ratio's)."""
+        if self.k_pattern and name in self.k_pattern:
+            check_size(f"k_pattern[{name!r}]", self.k_pattern[name], shape, name)
+            return self.k_pattern[name]
+        return resolve_k(self.k, self.rotation_ratio, shape, name)
+
     def layer_sizes(self, shape: tuple[int, int], name: str) -> tuple[int, int, int]:
-        k = resolve_k(self.k, self.rotation_ratio, shape, name)
+        k = self.layer_k(shape, name)
         return k, 0, k
 
 
@@ -181,6 +190,7 @@ class SSVDLinear(SVDBasisLinear):
 def attach_ssvd(model: nn.Module, names: list[str], config: SSVDConfig, method: str,
                 from_weights: bool = True) -> list[LayerSummary]:
     linears = require_linear(model, names, method)
+    check_pattern_names("k_pattern", config.k_pattern, names, method)
     # Every size is checked before the first SVD, so a bad size leaves the model untouched.
     sizes = [config.layer_sizes(tuple(linear.weight.shape), name) for name, linear in zip(names, linears)]
     layers = [SSVDLinear(linear, *size, config, from_weights) for linear, size in zip(linears, sizes)]
@@ -194,8 +204,9 @@ def attach_ssvd(model: nn.Module, names: list[str], config: SSVDConfig, method: 
     return summaries
 
 
-def count_ssvd(shapes: list[tuple[int, int]], config) -> int:
-    return sum(ssvd_param_count(*config.layer_sizes(shape, "")) for shape in shapes)
+def count_ssvd(layers: list[tuple[str, tuple[int, int]]], config) -> int:
+    """Trainable parameters over ``layers``, [(target-module name, (d_out, d_in)), ...]."""
+    return sum(ssvd_param_count(*config.layer_sizes(shape, name)) for name, shape in layers)
 
 
 def outer_split(k: int, outer_fraction: float) -> tuple[int, int]:

@@ -10,7 +10,7 @@ from .check import check
 from .settings import parse
 
 STAGES = {"tokens": "data", "source": "train", "zeroshot": "decode", "adapt": "plan", "decode": "decode",
-          "report": "report"}
+          "seeds": "seeds", "report": "report"}
 DOC = """The stages of the adaptation recipes (egs2/TEMPLATE/adapt1/adapt.sh calls them).
 
 Data dirs: data/train and data/dev (source domain, only needed to pretrain a source model), the

@@ -1,5 +1,6 @@
 """Decoding jobs, one per (model, data set), scored as each finishes: stage 4 (the source model)
-and stage 6 (every adapted model on its domain's test sets and on the forgetting set)."""
+and stage 6 (every adapted model on its domain's dev set, which selects the learning rate, on its
+test sets and on the forgetting set)."""
 
 import json
 import sys
@@ -16,7 +17,7 @@ from ..scoring import score
 from .data import source_test_set, test_sets
 from .jobs import Job, run_jobs
 from ..progress import bar, log
-from .settings import Settings
+from .settings import Settings, set_name
 from .source import Source, model_file, source_dir, source_model
 
 CHUNK = 64  # utterances read and decoded at a time
@@ -60,11 +61,22 @@ def zeroshot(settings: Settings) -> None:
     run_jobs(settings, "zeroshot", decoding_jobs(settings, src, [(source_dir(settings), n) for n in names]))
 
 
-def decode(settings: Settings) -> None:
-    """Stage 6: every experiment of plan.json on its domain's test sets and the forgetting set."""
+def read_plan(settings: Settings) -> list[dict]:
     path = settings.exp / "plan.json"
     if not path.exists():
         raise AdapterError(f"{path} is missing: run stage 5 (adapt) first")
-    pairs = [(settings.exp / e["name"], n) for e in json.loads(path.read_text())
-             for n in test_sets(settings, e["domain"]) + [source_test_set(settings)]]
-    run_jobs(settings, "decode", decoding_jobs(settings, source_model(settings), pairs))
+    return json.loads(path.read_text())
+
+
+def decode_experiments(settings: Settings, stage: str, records: list[dict], dev: bool) -> None:
+    """Every experiment of ``records`` on its domain's test sets and the forgetting set, and with
+    ``dev`` on its dev set too."""
+    pairs = [(settings.exp / e["name"], n) for e in records
+             for n in [set_name(settings.dev_set, e["domain"])] * dev + test_sets(settings, e["domain"])
+             + [source_test_set(settings)]]
+    run_jobs(settings, stage, decoding_jobs(settings, source_model(settings), pairs))
+
+
+def decode(settings: Settings) -> None:
+    """Stage 6: every run of the sweep (plan.json) on its dev set, test sets and the forgetting set."""
+    decode_experiments(settings, "decode", read_plan(settings), dev=True)

@@ -1,35 +1,25 @@
-"""Stage 7: RESULTS.md and plots of an adaptation recipe, from what the run wrote under exp/."""
+"""Stage 8: RESULTS.md and its figures, from what the run wrote under exp/: per target domain the
+selected configurations (learning rate chosen on dev, seeds), every sweep point, forgetting at
+matched learning, SSVD-O's outer share, the error breakdown, and the versions that produced them."""
 
+import importlib.metadata
 import json
 import platform
+import subprocess
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from ..budget import DEFAULT_METHODS
+from ..fileio import atomic_write_text
+from .data import test_sets
+from .frontier import Sweep, matched_forgetting
+from .plots import label, plot_frontier, plot_outer, plot_selected
+from .results import at_edge, counts, finished, groups, read_wer, select, target_wer
+from .settings import Settings, set_name
 
-from ..budget import DEFAULT_METHODS  # noqa: E402
-from ..fileio import atomic_path, atomic_write_text  # noqa: E402
-from ..scoring import wer_summary  # noqa: E402
-from .data import test_sets  # noqa: E402
-from .settings import Settings  # noqa: E402
-
-
-def read_wer(exp: Path, name: str) -> dict | None:
-    path = exp / f"decode_{name}" / "wer.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def target_wer(exp: Path, sets: list[str]) -> dict | None:
-    """WER on a domain's test set, or pooled over its test sets (word-weighted, bootstrap over all
-    their utterances) when it has several, e.g. one per accent."""
-    wers = [read_wer(exp, name) for name in sets]
-    if any(w is None for w in wers):
-        return None
-    if len(wers) == 1:
-        return wers[0]
-    return wer_summary(sum((w["errors"] for w in wers), []), sum((w["lengths"] for w in wers), []))
+ORDER = {m: i for i, m in enumerate(DEFAULT_METHODS)}  # baselines first, as run.sh runs them
+REFERENCE = "lora"  # the method matched forgetting is compared against
 
 
 def fmt(w: dict | None) -> str:
@@ -41,53 +31,56 @@ def seconds(exp: Path) -> str:
     return f"{float(path.read_text()):.0f}" if path.exists() else "-"
 
 
-ORDER = {m: i for i, m in enumerate(DEFAULT_METHODS)}  # baselines first, as run.sh runs them
+def mean_sd(values: list[float]) -> str:
+    if len(values) < 2:
+        return "-"
+    return f"{np.mean(values):.1f} ± {np.std(values, ddof=1):.1f} (n={len(values)})"
 
 
-def write_report(exp_root: Path, domains: dict[str, list[str]], source_set: str, results: Path) -> None:
-    """``domains``: each target domain's test sets; ``source_set``: the forgetting set."""
-    # Every finished experiment of this exp/ dir, whichever run.sh invocation trained it.
-    plan = sorted((json.loads(p.read_text()) for p in exp_root.glob("*/experiment.json") if (p.parent / ".done").exists()),
-                  key=lambda e: (e["method"] == "full", ORDER.get(e["method"], len(ORDER)), e["method"], e["trainable"],
-                                 e["outer_fraction"] or 0))
+def pooled_counts(exp: Path, sets: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    wers = [read_wer(exp, name) for name in sets]
+    if any(w is None for w in wers):
+        return None
+    parts = [counts(w) for w in wers]
+    return np.concatenate([e for e, _ in parts]), np.concatenate([n for _, n in parts])
+
+
+def versions() -> str:
+    names = ("espnet", "torch", "peft", "espnet_ssvd")
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    git = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True)
+    commit = git.stdout.strip() if git.returncode == 0 else "not a git checkout"
+    return f"Versions: {', '.join(found)}; espnet_ssvd commit {commit}; Python {platform.python_version()} on {platform.machine()}."
+
+
+def write_report(exp_root: Path, domains: dict[str, tuple[str, list[str]]], source_set: str, results: Path) -> None:
+    """``domains``: each target domain's (dev set, test sets); ``source_set``: the forgetting set."""
+    runs = finished(exp_root)
     source = exp_root / "source"
     base_src = read_wer(source, source_set)
     lines = ["# Results", "",
              "WER (%) with 95 % bootstrap confidence intervals over utterances. Forgetting is the change of",
-             f"source-domain WER ({source_set}) against the source model. Written by `espnet_ssvd.recipe.report` from",
-             f"{exp_root}/ of this run; machine: {platform.machine()}, {platform.python_version()}.", ""]
+             f"source-domain WER ({source_set}) against the source model. Each configuration's learning rate is the one",
+             "of its grid with the lowest WER on the domain's dev set (never a test set); its test WERs are those of",
+             "that run (seed 0), and with several seeds the mean ± standard deviation over seeds stands beside them.",
+             f"Written by `espnet_ssvd.recipe.report` from {exp_root}/ of this run.", "", versions(), ""]
     name_file = source / "pretrained_name"
     if name_file.exists():
         lines += [f"Source model: {name_file.read_text().strip()} (pretrained); {source_set} WER {fmt(base_src)}.", ""]
     else:
         lines += [f"Source model: {source_set} WER {fmt(base_src)}; training time {seconds(source)} s.", ""]
-    for domain, sets in domains.items():
-        rows = [e for e in plan if e["domain"] == domain]
-        pooled = len(sets) > 1
-        columns = (["target WER (all)"] if pooled else ["target WER"]) + (sets if pooled else [])
-        zero = target_wer(source, sets)
-
-        def wer_cells(exp: Path, tgt: dict | None) -> str:
-            return " | ".join([fmt(tgt)] + ([fmt(read_wer(exp, name)) for name in sets] if pooled else []))
-
-        lines += [f"## {domain}", "",
-                  f"| method | budget | settings | trainable params | {' | '.join(columns)} | source WER | forgetting "
-                  "| train time (s) |",
-                  "|" + "---|" * (7 + len(columns)),
-                  f"| pretrained (zero-shot) | - | - | 0 | {wer_cells(source, zero)} | {fmt(base_src)} | 0.0 | - |"]
-        points = []
-        for e in rows:
-            exp = exp_root / e["name"]
-            tgt, src = target_wer(exp, sets), read_wer(exp, source_set)
-            forget = "-" if src is None or base_src is None else f"{src['wer'] - base_src['wer']:+.1f}"
-            lines.append(f"| {e['method']} | {e['budget'] or '-'} | {e['summary']} | {e['trainable']:,} "
-                         f"| {wer_cells(exp, tgt)} | {fmt(src)} | {forget} | {seconds(exp)} |")
-            if tgt and src:
-                points.append((e, tgt, src))
-        lines.append("")
-        if points:
-            plots = plot_domain(domain, points, zero, base_src, results.parent)
-            lines += [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    for domain, (dev, sets) in domains.items():
+        configs = sorted(((k, v) for k, v in groups(runs).items() if k[0] == domain),
+                         key=lambda kv: (kv[0][1] == "full", ORDER.get(kv[0][1], len(ORDER)), kv[0][1],
+                                         kv[1][0]["trainable"], kv[0][3] or 0))
+        lines += domain_section(exp_root, domain, dev, sets, source_set, base_src, configs, results.parent)
+    lines += error_breakdown(exp_root, runs, domains, source_set)
     skipped_file = exp_root / "infeasible.json"
     skipped = json.loads(skipped_file.read_text()) if skipped_file.exists() else []
     if skipped:
@@ -97,45 +90,135 @@ def write_report(exp_root: Path, domains: dict[str, list[str]], source_set: str,
     print(f"wrote {results}")
 
 
-def label(e: dict) -> str:
-    return e["method"] + (f" of={e['outer_fraction']:g}" if e["outer_fraction"] is not None else "")
+def domain_section(exp_root: Path, domain: str, dev: str, sets: list[str], source_set: str, base_src: dict | None,
+                   configs: list[tuple[tuple, list[dict]]], out_dir: Path) -> list[str]:
+    source = exp_root / "source"
+    pooled = len(sets) > 1
+    columns = (["target WER (all)"] if pooled else ["target WER"]) + (sets if pooled else [])
+    zero = target_wer(source, sets)
+
+    def wer_cells(exp: Path, tgt: dict | None) -> str:
+        return " | ".join([fmt(tgt)] + ([fmt(read_wer(exp, name)) for name in sets] if pooled else []))
+
+    lines = [f"## {domain}", "", f"Learning rate selected on {dev}; target test: {', '.join(sets)}.", "",
+             f"| method | budget | settings | trainable params | lr (grid) | {' | '.join(columns)} | target over seeds "
+             "| source WER | source over seeds | forgetting | train time (s) |",
+             "|" + "---|" * (10 + len(columns)),
+             f"| pretrained (zero-shot) | - | - | 0 | - | {wer_cells(source, zero)} | - | {fmt(base_src)} | - | 0.0 | - |"]
+    sweep_lines, points, unselected, outer = [], [], [], []
+    frontier: dict[str, list[tuple[float, float, float]]] = {}
+    arrays: dict[str, dict[str, Sweep]] = {}
+    zero_tgt, zero_src = pooled_counts(source, sets), pooled_counts(source, [source_set])
+    for (_, method, budget, fraction), rs in configs:
+        sweep = [r for r in rs if r["seed"] == 0]
+        chosen = select(exp_root, rs, dev) or (sweep[0] if len(sweep) == 1 else None)
+        name = f"{label(rs[0])} {budget}".strip()
+        for r in sweep:
+            exp = exp_root / r["name"]
+            tgt, src = target_wer(exp, sets), read_wer(exp, source_set)
+            forget = "-" if src is None or base_src is None else f"{src['wer'] - base_src['wer']:+.1f}"
+            mark = " (selected)" if r is chosen else ""
+            sweep_lines.append(f"| {name} | {r['lr']:g}{mark} | {fmt(read_wer(exp, dev))} | {fmt(tgt)} | {fmt(src)} "
+                               f"| {forget} |")
+        if chosen is None:
+            unselected.append(name)
+            continue
+        grid = [r["lr"] for r in sweep]
+        edge = ", at the grid's edge" if at_edge(rs, chosen) else ""
+        lr_cell = f"{chosen['lr']:g} ({', '.join(f'{x:g}' for x in grid)}{edge})"
+        repeats = [r for r in rs if r["lr"] == chosen["lr"]]
+        over = [(target_wer(exp_root / r["name"], sets), read_wer(exp_root / r["name"], source_set)) for r in repeats]
+        over = [(t["wer"], s["wer"]) for t, s in over if t and s]
+        exp = exp_root / chosen["name"]
+        tgt, src = target_wer(exp, sets), read_wer(exp, source_set)
+        forget = "-" if src is None or base_src is None else f"{src['wer'] - base_src['wer']:+.1f}"
+        lines.append(f"| {method} | {budget or '-'} | {chosen['summary']} | {chosen['trainable']:,} | {lr_cell} "
+                     f"| {wer_cells(exp, tgt)} | {mean_sd([t for t, _ in over])} | {fmt(src)} "
+                     f"| {mean_sd([s for _, s in over])} | {forget} | {seconds(exp)} |")
+        if tgt and src:
+            points.append((chosen, tgt, src))
+            if method == "ssvd_outer":
+                outer.append((fraction, budget, tgt["wer"], src["wer"]))
+        sweep_counts = [(pooled_counts(exp_root / r["name"], sets), pooled_counts(exp_root / r["name"], [source_set]))
+                        for r in sweep]
+        if zero_tgt is not None and zero_src is not None and all(t is not None and s is not None for t, s in sweep_counts):
+            stacked = [(zero_tgt, zero_src), *sweep_counts]
+            sw = Sweep(*(np.stack([pair[side][part] for pair in stacked]) for side in (0, 1) for part in (0, 1)))
+            t, s = sw.wers()
+            frontier[name] = [(lr, float(a), float(b)) for lr, a, b in zip([0.0, *grid], t, s)]
+            for b in {budget, *([] if budget else [c[0][2] for c in configs if c[0][2]])}:
+                arrays.setdefault(b, {})[name] = sw
+    lines.append("")
+    if unselected:
+        lines += [f"Not selected (dev set not decoded; run stage 6): {', '.join(unselected)}.", ""]
+    if points:
+        lines += [f"![{p.stem}]({p.name})" for p in plot_selected(domain, points, zero, base_src, out_dir)] + [""]
+    lines += ["### Every learning rate (seed 0)", "",
+              f"| configuration | lr | dev WER ({dev}) | target WER | source WER | forgetting |", "|---|---|---|---|---|---|",
+              *sweep_lines, ""]
+    if frontier:
+        path = plot_frontier(domain, frontier, out_dir)
+        lines += [f"![{path.stem}]({path.name})", ""]
+    lines += matched_section(arrays)
+    if len({f for f, *_ in outer}) > 1:
+        path = plot_outer(domain, outer, out_dir)
+        lines += ["### SSVD-O: outer share of the rotation parameters", "",
+                  "| outer fraction | budget | target WER | source WER |", "|---|---|---|---|",
+                  *[f"| {f:g} | {b} | {t:.1f} | {s:.1f} |" for f, b, t, s in sorted(outer)], "",
+                  f"![{path.stem}]({path.name})", ""]
+    return lines
 
 
-def plot_domain(domain: str, points, zero, base_src, out_dir: Path) -> list[Path]:
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for e, tgt, src in points:
-        ax.errorbar(src["wer"], tgt["wer"], xerr=[[src["wer"] - src["ci_low"]], [src["ci_high"] - src["wer"]]],
-                    yerr=[[tgt["wer"] - tgt["ci_low"]], [tgt["ci_high"] - tgt["wer"]]], fmt="o", capsize=2,
-                    label=f"{label(e)} {e['budget']}".strip())
-    if zero and base_src:
-        ax.plot(base_src["wer"], zero["wer"], "k*", markersize=12, label="pretrained")
-    ax.set_xlabel("source WER (%)  (forgetting →)")
-    tradeoff = save_plot(fig, ax, domain, "learning vs forgetting", out_dir / f"tradeoff_{domain}.png")
+def matched_section(arrays: dict[str, dict[str, Sweep]]) -> list[str]:
+    """Forgetting at matched learning, one table per budget (full fine-tuning joins every budget)."""
+    lines = []
+    for budget, sweeps in sorted(arrays.items()):
+        if not budget or len(sweeps) < 2:
+            continue
+        reference = next((n for n in sweeps if n.split()[0] == REFERENCE), None)
+        m = matched_forgetting(sweeps, reference)
+        lines += [f"### Forgetting at matched learning, {budget}", "",
+                  f"Source-WER change against zero-shot where each method's sweep first reaches {m.level:.1f} % target WER",
+                  "(the best target WER every method reaches), interpolated between the two learning rates that",
+                  "bracket it, never extrapolated; 95 % paired utterance-bootstrap intervals, the level recomputed in",
+                  "every resample.", "",
+                  f"| method | forgetting at {m.level:.1f} % target WER | minus {reference or REFERENCE}'s |", "|---|---|---|"]
+        for name in sweeps:
+            value, ci, vs = m.forgetting[name], m.intervals[name], m.versus[name]
+            cell = "not reached" if value is None else f"{value:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}]"
+            diff = "-" if vs is None or name == reference else f"{vs[0]:+.1f} [{vs[1]:+.1f}, {vs[2]:+.1f}]"
+            lines.append(f"| {name} | {cell} | {diff} |")
+        lines.append("")
+    return lines
 
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    by_method: dict[str, list] = {}
-    for e, tgt, _ in points:
-        if e["budget"]:
-            by_method.setdefault(label(e), []).append((float(e["trainable"]), tgt["wer"]))
-    for name, xy in sorted(by_method.items()):
-        xy.sort()
-        ax.plot([x for x, _ in xy], [y for _, y in xy], "o-", label=name)
-    ax.set_xscale("log")
-    ax.set_xlabel("trainable parameters (budget)")
-    return [tradeoff, save_plot(fig, ax, domain, "target WER against budget", out_dir / f"budget_{domain}.png")]
 
-
-def save_plot(fig, ax, domain: str, title: str, path: Path) -> Path:
-    ax.set_ylabel(f"{domain} target WER (%)")
-    ax.set_title(f"{domain}: {title}")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    return path
+def error_breakdown(exp_root: Path, runs: list[dict], domains: dict[str, tuple[str, list[str]]],
+                    source_set: str) -> list[str]:
+    """ESPnet's scoring table (Snt, Wrd, Corr, Sub, Del, Ins, Err, S.Err in %) of every test set of
+    zero-shot and the selected runs."""
+    lines = []
+    for domain, (dev, sets) in domains.items():
+        models = [("zero-shot", exp_root / "source")]
+        for _, rs in sorted(groups(runs).items(), key=lambda kv: kv[1][0]["name"]):
+            chosen = select(exp_root, rs, dev) if rs[0]["domain"] == domain else None
+            if chosen is not None:
+                models.append((chosen["name"], exp_root / chosen["name"]))
+        for name, exp in models:
+            for test in sets + [source_set]:
+                w = read_wer(exp, test)
+                if w is None or "hits" not in w:
+                    continue
+                pct = [100 * w[k] / max(w["words"], 1) for k in ("hits", "substitutions", "deletions", "insertions")]
+                lines.append(f"| {name} | {test} | {w['utterances']} | {w['words']} | "
+                             + " | ".join(f"{v:.1f}" for v in pct)
+                             + f" | {w['wer']:.1f} | {100 * w['sentence_errors'] / max(w['utterances'], 1):.1f} |")
+    if not lines:
+        return []
+    return ["## Error breakdown (selected runs, seed 0)", "",
+            "| model | test set | Snt | Wrd | Corr | Sub | Del | Ins | Err | S.Err |", "|---|---|---|---|---|---|---|---|---|---|",
+            *lines, ""]
 
 
 def report(settings: Settings) -> None:
-    write_report(settings.exp, {d: test_sets(settings, d) for d in settings.domains}, settings.source_test_set,
-                 settings.results)
+    write_report(settings.exp, {d: (set_name(settings.dev_set, d), test_sets(settings, d)) for d in settings.domains},
+                 settings.source_test_set, settings.results)

@@ -15,6 +15,10 @@ CLUSTERS = ("local", "slurm")
 SLURM_KEYS = {"partition", "time", "mem", "cpus_per_task", "nodes", "constraint", "account", "qos",
               "exclude", "additional_parameters", "setup"}
 DECODE_METHODS = ("beam", "ctc_greedy")
+# Learning-rate grids of the adapt_<method>.yaml files (lr_grid: {minimal: [...], full: [...]});
+# none: one run at the YAML's optim_conf.lr.
+SWEEPS = ("none", "minimal", "full")
+COVERAGES = ("full", "subset")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,10 @@ class Settings:
     budgets: tuple[str, ...] = ("1%",)
     budget_tolerance: float = 0.02
     outer_fractions: tuple[float, ...] = (0.5,)
+    sweep: str = "minimal"  # which lr_grid of each method YAML the learning-rate sweep runs
+    lrs: str = ""  # instead of the YAML grids: "1e-4 1e-3" for every method, or "lora=1e-4,1e-3 ssvd=3e-4,1e-3"
+    seeds: int = 1  # runs of each selected configuration (different ESPnet seeds)
+    coverage: str = "full"  # full: every target layer, mixed sizes; subset: one size on a subset of layers
     targets: tuple[str, ...] = ("all_linear",)
     train_args: tuple[str, ...] = ()  # extra ESPnet options for every training
     results: Path = Path("RESULTS.md")
@@ -66,7 +74,12 @@ class Settings:
             raise AdapterError(f"--cluster {self.cluster!r}: choose one of {', '.join(CLUSTERS)}")
         if self.decode_method not in DECODE_METHODS:
             raise AdapterError(f"--decode_method {self.decode_method!r}: choose one of {', '.join(DECODE_METHODS)}")
-        for name in ("max_parallel_jobs", "beam_size", "decode_batch_size", "nj", "job_timeout_min"):
+        if self.sweep not in SWEEPS:
+            raise AdapterError(f"--sweep {self.sweep!r}: choose one of {', '.join(SWEEPS)}")
+        if self.coverage not in COVERAGES:
+            raise AdapterError(f"--coverage {self.coverage!r}: choose one of {', '.join(COVERAGES)}")
+        lr_override(self.lrs, self.methods)
+        for name in ("max_parallel_jobs", "beam_size", "decode_batch_size", "nj", "job_timeout_min", "seeds"):
             if getattr(self, name) < 1:
                 raise AdapterError(f"--{name} must be at least 1, got {getattr(self, name)}")
 
@@ -78,6 +91,29 @@ class Settings:
         """The wav.scp training and decoding read: the formatted one when stage 2 had to format audio."""
         dumped = self.dump_dir(name) / "wav.scp"
         return dumped if dumped.exists() else self.data / name / "wav.scp"
+
+
+def lr_override(text: str, methods: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
+    """--lrs: {method: grid} for the methods it names ("1e-4 1e-3" names them all)."""
+    hint = "give learning rates for every method ('1e-4 1e-3') or per method ('lora=1e-4,1e-3 ssvd=3e-4,1e-3')"
+    if not text.strip():
+        return {}
+    entries = text.split()
+    per_method = "=" in text
+    grids = {}
+    for entry in entries if per_method else [" ".join(entries)]:
+        method, _, values = entry.rpartition("=") if per_method else ("", "", entry)
+        if per_method and method not in methods:
+            raise AdapterError(f"--lrs {text!r}: {method or entry!r} is not one of the methods run "
+                               f"({' '.join(methods)}); {hint}")
+        try:
+            grid = tuple(float(v) for v in values.replace(",", " ").split())
+        except ValueError:
+            raise AdapterError(f"cannot read --lrs {text!r}: {hint}") from None
+        if not grid or any(not lr > 0 for lr in grid):
+            raise AdapterError(f"--lrs {text!r}: learning rates must be positive numbers; {hint}")
+        grids.update({m: tuple(sorted(set(grid))) for m in ([method] if per_method else methods)})
+    return grids
 
 
 def set_name(template: str, domain: str) -> str:

@@ -4,8 +4,9 @@
 Deterministic given --seed. Sentences come from a small English grammar over lexicon.tsv
 (WordNet-derived, see LEXICON_LICENSE), so the text is the project's own and may be
 redistributed. Every data set gets its own sentences (no sentence is in two sets), and in each
-target domain the adaptation speakers and the test speakers are disjoint (a speaker is a base
-voice plus its pitch / rate / vocal-tract settings), so target test WER measures generalisation.
+domain the training (adaptation), dev and test speakers are pairwise disjoint (a speaker is a base
+voice plus its pitch / rate / vocal-tract settings), so target test WER measures generalisation and
+the learning rate chosen on dev is not chosen on the adaptation or test voices.
 
 Writes ESPnet data dirs <out>/<set>/{wav.scp,text,utt2spk,spk2utt} and 16 kHz wavs under
 <out>/wav/<set>/.
@@ -105,8 +106,9 @@ def make_sentences(n: int, rng: random.Random, lex: dict[str, list[str]]) -> lis
     return ordered
 
 
-def speaker_pools(rng: random.Random) -> dict[str, tuple[list[Speaker], list[Speaker]]]:
-    """Per domain: (training/adaptation speakers, test speakers), disjoint."""
+def speaker_pools(rng: random.Random) -> dict[str, tuple[list[Speaker], list[Speaker], list[Speaker]]]:
+    """Per domain: (training/adaptation speakers, dev speakers, test speakers), pairwise disjoint, so
+    a learning rate chosen on dev is chosen on voices neither trained on nor tested."""
     source = [Speaker(f"src_{v}_{p}_{int(r * 100)}", "flite", v, p, r)
               for v, pitches in (("slt", (160, 185, 210)), ("rms", (90, 105, 120)), ("kal16", (90, 105, 120)))
               for p in pitches for r in (0.9, 1.0, 1.1)]
@@ -120,8 +122,8 @@ def speaker_pools(rng: random.Random) -> dict[str, tuple[list[Speaker], list[Spe
     for domain, speakers in (("source", source), ("child", child), ("accent", accent)):
         shuffled = speakers[:]
         rng.shuffle(shuffled)
-        n_test = max(1, len(shuffled) // 3)
-        pools[domain] = (shuffled[n_test:], shuffled[:n_test])
+        n_test, n_dev = max(1, len(shuffled) // 3), max(1, len(shuffled) // 6)
+        pools[domain] = (shuffled[n_test + n_dev:], shuffled[n_test:n_test + n_dev], shuffled[:n_test])
     return pools
 
 
@@ -144,16 +146,17 @@ def synthesise(job: tuple[str, str, Speaker]) -> None:
 
 # (set name, domain, speaker side, size key)
 SETS = [
-    ("train", "source", 0, "source_train"), ("dev", "source", 0, "source_dev"), ("test_source", "source", 1, "test"),
-    ("child_adapt", "child", 0, "adapt"), ("child_dev", "child", 0, "target_dev"), ("child_test", "child", 1, "test"),
-    ("accent_adapt", "accent", 0, "adapt"), ("accent_dev", "accent", 0, "target_dev"),
-    ("accent_test", "accent", 1, "test"),
+    ("train", "source", 0, "source_train"), ("dev", "source", 1, "source_dev"), ("test_source", "source", 2, "test"),
+    ("child_adapt", "child", 0, "adapt"), ("child_dev", "child", 1, "target_dev"), ("child_test", "child", 2, "test"),
+    ("accent_adapt", "accent", 0, "adapt"), ("accent_dev", "accent", 1, "target_dev"),
+    ("accent_test", "accent", 2, "test"),
 ]
 SIZES = {
     "default": {"source_train": 10000, "source_dev": 200, "adapt": 600, "target_dev": 60, "test": 300},
     "fast": {"source_train": 120, "source_dev": 16, "adapt": 32, "target_dev": 8, "test": 16},
-    # Whisper base (pretrained: no source training set), sized for a 2-core CPU hour.
-    "whisper": {"source_train": 16, "source_dev": 16, "adapt": 120, "target_dev": 24, "test": 100},
+    # Whisper base (pretrained: no source training set), sized for a 2-core CPU hour with two
+    # learning rates per method (12 trainings of 2 epochs).
+    "whisper": {"source_train": 16, "source_dev": 16, "adapt": 80, "target_dev": 24, "test": 100},
 }
 
 
