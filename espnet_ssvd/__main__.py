@@ -5,9 +5,12 @@ import sys
 
 from .adapters import AdapterError, match_targets
 
+# Checked by tasks.task_class (an unknown name is an error there), which imports too much for --help.
+TASK_HELP = "ESPnet task: asr, s2t or spk"
+
 
 def _budget(args: argparse.Namespace) -> None:
-    from .budget import budget_table, format_table
+    from .budget import budget_table, format_table, method_targets
     from .tasks import build_model_from_config
 
     model = build_model_from_config(args.config, args.task)
@@ -16,9 +19,10 @@ def _budget(args: argparse.Namespace) -> None:
     print(f"model: {args.config} ({total:,} parameters), targets: {args.targets}, budget: {args.budget} "
           f"= {rows[0].budget:,} parameters\n")
     print(format_table(rows))
-    names = match_targets(model, args.targets)
+    targets = match_targets(model, args.targets)
     for row in (r for r in rows if r.layers is not None):
         why = " (size 1 on every layer is over the budget)" if row.fallback else ""
+        names, _ = method_targets(model, row.method, targets)
         print(f"\n{row.method} ({row.describe()}){why}: {' '.join(row.targets(names))}")
 
 
@@ -64,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("budget", help="hyperparameters of each method at a matched parameter budget")
     p.add_argument("--config", required=True, help="ESPnet training YAML (or an experiment's config.yaml)")
-    p.add_argument("--task", default="asr", choices=["asr", "s2t"])
+    p.add_argument("--task", default="asr", help=TASK_HELP)
     p.add_argument("--budget", required=True, help="'1%%' of the model, a fraction 0.01, or a count ('250k')")
     p.add_argument("--targets", nargs="+", default=["all_linear"], help="module-name suffixes or presets")
     p.add_argument("--methods", nargs="+", default=["lora", "dora", "pissa", "ssvd", "ssvd_outer"])
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=text)
         p.add_argument("--config", required=True, help="the experiment's config.yaml")
         p.add_argument("--model_file", required=True, help="its checkpoint, e.g. valid.acc.ave.pth")
-        p.add_argument("--task", default="asr", choices=["asr", "s2t"])
+        p.add_argument("--task", default="asr", help=TASK_HELP)
         if name == "export_adapter":
             p.add_argument("--out", required=True, help="adapter file to write (.safetensors)")
             p.add_argument("--store_basis", choices=["svd", "factors"], default="svd",

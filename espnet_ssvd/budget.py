@@ -21,6 +21,7 @@ from typing import Any
 from torch import nn
 
 from .adapters import ADAPTERS, AdapterError, get_method, match_targets
+from .adapters.base import is_ssl_layer, ssl_layer_width
 
 DEFAULT_METHODS = ("lora", "dora", "pissa", "ssvd", "ssvd_outer")
 TOLERANCE = 0.02
@@ -50,16 +51,31 @@ def target_shapes(model: nn.Module, targets) -> list[tuple[int, int]]:
     return layer_shapes(model, match_targets(model, targets))
 
 
-def layer_shapes(model: nn.Module, names: list[str]) -> list[tuple[int, int]]:
-    """Weight shapes of the already matched target modules ``names``."""
+def layer_shapes(model: nn.Module, names: list[str], whole_layers: bool = False) -> list[tuple[int, int]]:
+    """Weight shapes of the already matched target modules ``names``; ``whole_layers`` (unipet's
+    targets): (d, d) for an SSL transformer layer of width d."""
     modules = dict(model.named_modules())
     shapes = []
     for name in names:
         module = modules[name]
+        if whole_layers and is_ssl_layer(module):
+            shapes.append((ssl_layer_width(module),) * 2)
+            continue
         if not isinstance(module, nn.Linear):
             raise AdapterError(f"budget matching counts nn.Linear targets, but {name!r} is a {type(module).__name__}")
         shapes.append(tuple(module.weight.shape))
     return shapes
+
+
+def method_targets(model: nn.Module, method: str, names: list[str]) -> tuple[list[str], list[tuple[int, int]]]:
+    """The modules ``method`` adapts for the matched targets ``names`` and their shapes: the targets
+    themselves, or for unipet the transformer layers holding them (so one target list compares it
+    with LoRA / SSVD on the same layers)."""
+    spec = get_method(method)
+    if spec.layers is None:
+        return names, layer_shapes(model, names)
+    names = spec.layers(model, names)
+    return names, layer_shapes(model, names, whole_layers=True)
 
 
 COVERAGES = ("full", "subset")
@@ -262,14 +278,14 @@ def budget_table(
     """One matched row per method (and per outer_fraction for ssvd_outer)."""
     total = sum(p.numel() for p in model.parameters())
     count = parse_budget(budget, total)
-    names = match_targets(model, targets)
-    shapes = layer_shapes(model, names)
+    targets = match_targets(model, targets)
     rows = []
     for method in methods:
         conf = dict((confs or {}).get(method, {}))
         if method == "full":
             rows.append(BudgetRow("full", {}, total, count))
             continue
+        names, shapes = method_targets(model, method, targets)
         for f in outer_fractions if method == "ssvd_outer" else [None]:
             extra = {} if f is None else {"outer_fraction": f}
             rows.append(match_budget(method, shapes, count, {**conf, **extra}, tolerance, names=names, coverage=coverage))

@@ -21,7 +21,7 @@ from torch import nn
 from . import __version__
 from .adapter_conf import attach_from_conf
 from .adapters import AdapterError, AdaptedLinear, adapter_layer_names
-from .adapters.base import replace_module
+from .adapters.base import is_ssl_layer, replace_module
 from .adapters.peft_methods import is_peft_layer, pissa_basis_record, restore_pissa_basis
 from .adapters.svd import SVDBasisLinear
 from .fileio import atomic_path
@@ -128,9 +128,9 @@ def load_adapter(model: nn.Module, path: str | Path):
     tensors, meta = read_adapter(path)
     targets = json.loads(meta["targets"])
     modules = dict(model.named_modules())
-    missing = [n for n in targets if not isinstance(modules.get(n), nn.Linear)]
+    missing = [n for n in targets if not isinstance(modules.get(n), nn.Linear) and not is_ssl_layer(modules.get(n))]
     if missing:
-        raise AdapterError(f"adapter file {path} adapts layers this model does not have as nn.Linear: "
+        raise AdapterError(f"adapter file {path} adapts layers this model does not have (as nn.Linear or SSL layers): "
                            f"{', '.join(missing[:5])}; load it onto the base model it was trained from")
     found = base_fingerprint(model)
     if found != meta["base_fingerprint"]:
@@ -165,6 +165,13 @@ def load_adapter(model: nn.Module, path: str | Path):
 
 def merge_adapters(model: nn.Module) -> nn.Module:
     """Fold every adapter into its base weight and put the plain nn.Linear back (in place)."""
+    kept = [n for n in adapter_layer_names(model)
+            if not isinstance(model.get_submodule(n), AdaptedLinear) and not is_peft_layer(model.get_submodule(n))]
+    if kept:  # refused before any layer is merged
+        raise AdapterError(
+            f"the adapter on {kept[0]} ({len(kept)} layers) cannot be merged into the weights: unipet's prompt tokens "
+            "and nonlinear adapters have no weight to fold into. Keep the adapter: use the trained checkpoint with its "
+            "config.yaml, or the base model with an adapter file (export_adapter)")
     for name in adapter_layer_names(model):
         layer = model.get_submodule(name)
         if isinstance(layer, AdaptedLinear):

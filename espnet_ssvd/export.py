@@ -13,9 +13,9 @@ from .fileio import atomic_path, atomic_write_text
 
 def export_merged(model: nn.Module, train_args: argparse.Namespace, out_dir: str | Path) -> Path:
     """Merge the adapters of ``model`` and write ``out_dir``/config.yaml and model.pth."""
+    merge_adapters(model)  # first: a refused merge (unipet) leaves no directory behind
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    merge_adapters(model)
     config = dict(vars(train_args))
     config.update(use_adapter=False, adapter_conf={}, init_param=[])
     config.pop("adapter", None)

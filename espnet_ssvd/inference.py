@@ -1,4 +1,5 @@
-"""Decoding with adapters: a base model plus an adapter file, through ESPnet's Speech2Text."""
+"""Decoding with adapters: a base model plus an adapter file, through ESPnet's Speech2Text
+(and Speech2Embedding for speaker models)."""
 
 import contextlib
 from pathlib import Path
@@ -48,3 +49,15 @@ def load_speech2text(train_config: str | Path, model_file: str | Path, adapter_f
         names = {"s2t_train_config": train_config, "s2t_model_file": model_file}
     with adapter_file_hook(task_class(task), None if adapter_file is None else str(adapter_file)):
         return Speech2Text(**names, **kwargs)
+
+
+def load_speech2embedding(train_config: str | Path, model_file: str | Path, adapter_file: str | Path | None = None,
+                          **kwargs):
+    """ESPnet's speaker ``Speech2Embedding``, with ``adapter_file`` attached to the base model.
+
+    ``kwargs`` go to Speech2Embedding (device, dtype, ...).
+    """
+    from espnet2.bin.spk_inference import Speech2Embedding
+
+    with adapter_file_hook(task_class("spk"), None if adapter_file is None else str(adapter_file)):
+        return Speech2Embedding(train_config=str(train_config), model_file=str(model_file), **kwargs)

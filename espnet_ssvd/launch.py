@@ -1,11 +1,12 @@
-"""Run stock ESPnet recipes (egs2/*/asr1/asr.sh, s2t1/s2t.sh) with the plugin.
+"""Run stock ESPnet recipes (egs2/*/asr1/asr.sh, s2t1/s2t.sh, spk1/spk.sh) with the plugin.
 
     ./asr.sh --python "python3 -m espnet_ssvd.launch" --asr_config conf/train_ssvd.yaml ...
 
 asr.sh calls ``${python} -m espnet2.bin.asr_train ...``; through this launcher that becomes
 ``espnet_ssvd.bin.asr_train`` (adapters attached to the pretrained weights; every ESPnet option
-kept), and likewise for s2t_train, asr_inference and s2t_inference. Every other module or
-script the recipe runs is executed unchanged, with the plugin registered.
+kept), and likewise for s2t_train, spk_train, asr_inference, s2t_inference and spk_inference.
+Every other module or script the recipe runs (spk.sh's spk_embed_extract among them) is
+executed unchanged, with the plugin registered.
 """
 
 import runpy
@@ -15,7 +16,7 @@ from .tasks import register_plugin
 
 REPLACED = {
     f"espnet2.bin.{name}": f"espnet_ssvd.bin.{name}"
-    for name in ("asr_train", "s2t_train", "asr_inference", "s2t_inference")
+    for name in ("asr_train", "s2t_train", "spk_train", "asr_inference", "s2t_inference", "spk_inference")
 }
 
 

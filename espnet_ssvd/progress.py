@@ -4,6 +4,7 @@ Training logs get lines in both cases: ESPnet's own log lines would break a bar.
 
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -13,7 +14,8 @@ from tqdm import tqdm
 
 
 def log(msg: str) -> None:
-    print(f"[adapt.sh] {time.strftime('%H:%M:%S')} {msg}", flush=True)
+    """A stage's line, tagged with the stage script's name (RECIPE_LOG_TAG: spk.sh sets its own)."""
+    print(f"[{os.environ.get('RECIPE_LOG_TAG', 'adapt.sh')}] {time.strftime('%H:%M:%S')} {msg}", flush=True)
 
 
 def duration(seconds: float) -> str:

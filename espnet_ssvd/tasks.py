@@ -32,17 +32,19 @@ from .adapters import ADAPTERS, AdapterError, get_method
 from .argv import pop_option
 from .checkpoint import base_fingerprint
 from .pretrained import pretrained_train_args, resolve_pretrained
+from .spk.registry import register as register_speaker
+from .spk.task import fill_mhfa_layers
 from .trainer import ProgressTrainer
 from .whisper.modules import register as register_whisper
 
-TASKS = ("asr", "s2t")
+TASKS = ("asr", "s2t", "spk")
 # Set while an adapter task rebuilds a trained model from its files: the adapter state comes
 # from the checkpoint, so build_model must not attach to (random) initial weights.
 _rebuilding = contextvars.ContextVar("espnet_ssvd_rebuilding", default=False)
 
 
 def task_class(task: str):
-    """ESPnet's task class, with the plugin's adapters and Whisper modules registered."""
+    """ESPnet's task class, with the plugin's adapters, Whisper and speaker modules registered."""
     register_plugin()
     # Imported on use: each task module pulls in its whole model zoo.
     if task == "asr":
@@ -53,6 +55,10 @@ def task_class(task: str):
         from espnet2.tasks.s2t import S2TTask
 
         return S2TTask
+    if task == "spk":
+        from espnet2.tasks.spk import SpeakerTask
+
+        return SpeakerTask
     raise AdapterError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
 
 
@@ -69,12 +75,14 @@ def register_plugin() -> None:
 
     Overrides ESPnet's own ``lora`` (loralib) with PEFT's, so the names mean the same thing in
     YAML, CLI, code and docs. Also registers every PEFT method name for the passthrough path, and
-    the Whisper encoder / decoder that take local checkpoints (whisper/modules.py).
+    the Whisper encoder / decoder that take local checkpoints (whisper/modules.py), and the speaker
+    task's SSL frontend and MHFA pooling (spk/registry.py).
     """
     names = list(ADAPTERS) + [t.value.lower() for t in PeftType if t.value.lower() not in ADAPTERS]
     for name in names:
         create_adapter.create_adapter_fn_table[name] = functools.partial(_create_adapter_fn, method=name)
     register_whisper()
+    register_speaker()
 
 
 @contextlib.contextmanager
@@ -100,7 +108,7 @@ class AdapterTaskMixin:
                 action.help = f"Adapter name: {', '.join(ADAPTERS)}, or a PEFT method name"
         return parser
 
-    # "asr" or "s2t": which entries of a pretrained package to use.
+    # "asr", "s2t" or "spk": which entries of a pretrained package to use.
     zoo_task = "asr"
     trainer = ProgressTrainer
 
@@ -174,6 +182,8 @@ def build_model_from_config(config: str | Path, task: str = "asr"):
             raise AdapterError(f"{config} is not an ESPnet YAML config (expected a mapping)")
     cls = task_class(task)
     args = cls.get_parser().parse_args(["--config", str(config)])
+    if task == "spk":
+        fill_mhfa_layers(args)  # as espnet_ssvd.bin.spk_train does: a training YAML need not give it
     token_list = getattr(args, "token_list", None)
     if isinstance(token_list, str) and not Path(token_list).is_file():
         raise AdapterError(

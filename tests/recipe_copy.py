@@ -9,12 +9,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def copy_recipe(dest: Path, recipe: str, *shared: str) -> Path:
-    """egs2/TEMPLATE, egs2/``recipe`` and the ``shared`` egs2 dirs under ``dest``; the recipe's asr1."""
+def copy_recipe(dest: Path, recipe: str, *shared: str, task: str = "asr1") -> Path:
+    """egs2/TEMPLATE, egs2/``recipe`` and the ``shared`` egs2 dirs under ``dest``; the recipe's ``task`` dir."""
     for name in ("TEMPLATE", recipe, *shared):
         shutil.copytree(ROOT / "egs2" / name, dest / "egs2" / name, symlinks=True,
                         ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads", "RESULTS.md", "*.png"))
-    return dest / "egs2" / recipe / "asr1"
+    return dest / "egs2" / recipe / task
 
 
 def recipe_env(**extra: str) -> dict[str, str]:

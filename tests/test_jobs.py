@@ -110,3 +110,14 @@ def test_training_line_estimates_the_steps_of_the_epochs_left():
     # 10 of 40 steps in 20 s: 30 steps left in epoch 1, 2 more epochs of 40: 110 steps of 2 s.
     assert training_line(1, 3, 10, 40, [1.0, float("nan"), 3.0], 20.0) == (
         "train epoch 1/3: step 10/40 (25 %), loss 2, 20s elapsed, ~3m40s of training steps left")
+
+
+def test_read_records_skips_a_record_being_written(tmp_path):
+    # fileio's temporary name, .<name>.<hex>.tmp.json, matches *.json (pathlib globs dotfiles): read
+    # while empty, it broke a stage's wait loop (JSONDecodeError) when a job wrote its record.
+    settings = Settings(exp=tmp_path / "exp")
+    d = settings.exp / "jobs" / "train"
+    d.mkdir(parents=True)
+    (d / "a.json").write_text('{"job": "a", "state": "done"}')
+    (d / ".b.json.1f2e3d4c.tmp.json").write_text("")
+    assert read_records(settings, "train") == {"a": {"job": "a", "state": "done"}}

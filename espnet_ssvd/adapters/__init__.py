@@ -29,6 +29,7 @@ from .peft_methods import (
 from .spectral_lora import SpectralLoraConfig, attach_spectral_lora, count_spectral_lora
 from .ssvd import SSVDConfig, attach_ssvd, count_ssvd
 from .ssvd_outer import SSVDOuterConfig
+from .unipet import UniPETConfig, attach_unipet, count_unipet, is_unipet_layer, unipet_layers
 
 
 @dataclass
@@ -53,6 +54,8 @@ class AdapterMethod:
     count: Callable[[list[tuple[str, tuple[int, int]]], Any], int] | None = None
     # The integer config field the budget matcher tunes; f"{budget_knob}_pattern" sizes single layers.
     budget_knob: str | None = None
+    # The modules the method adapts for the matched targets (unipet: the transformer layers holding them).
+    layers: Callable[[nn.Module, list[str]], list[str]] | None = None
 
     def make_config(self, conf: dict[str, Any] | Any | None):
         if dataclasses.is_dataclass(conf) and not isinstance(conf, type):
@@ -71,6 +74,7 @@ ADAPTERS: dict[str, AdapterMethod] = {
         AdapterMethod("dora", DoraConfig, attach_peft, count_lora, "r"),
         AdapterMethod("pissa", PissaConfig, attach_peft, count_lora, "r"),
         AdapterMethod("spectral_lora", SpectralLoraConfig, attach_spectral_lora, count_spectral_lora, "r"),
+        AdapterMethod("unipet", UniPETConfig, attach_unipet, count_unipet, "r", unipet_layers),
         AdapterMethod("full", FullConfig, attach_full),
     )
 }
@@ -88,7 +92,7 @@ def get_method(name: str) -> AdapterMethod:
 
 
 def adapter_layer_names(model: nn.Module) -> list[str]:
-    return [n for n, m in model.named_modules() if isinstance(m, AdaptedLinear) or is_peft_layer(m)]
+    return [n for n, m in model.named_modules() if isinstance(m, AdaptedLinear) or is_peft_layer(m) or is_unipet_layer(m)]
 
 
 def attach_adapter(
@@ -114,6 +118,8 @@ def attach_adapter(
             "espnet_ssvd.checkpoint.merge_adapters(model) before attaching another"
         )
     names = [] if spec.name == "full" else match_targets(model, targets)
+    if spec.layers is not None:
+        names = spec.layers(model, names)
     total = sum(p.numel() for p in model.parameters())
     trainable_before = {p: p.requires_grad for p in model.parameters()}
     for p in model.parameters():
@@ -150,6 +156,7 @@ __all__ = [
     "SSVDConfig",
     "SSVDOuterConfig",
     "SpectralLoraConfig",
+    "UniPETConfig",
     "adapter_layer_names",
     "attach_adapter",
     "get_method",

@@ -254,12 +254,28 @@ PRESETS: dict[str, list[str]] = {
         "feed_forward.w_1", "feed_forward.w_2", "feed_forward_macaron.w_1", "feed_forward_macaron.w_2",
         "cgmlp.channel_proj1.0", "cgmlp.channel_proj2", "merge_proj", "mlp.0", "mlp.2",
     ],
+    # Hugging Face WavLM / wav2vec 2.0 / HuBERT inside a speaker model's frontend (all_linear covers
+    # only the top-level encoder and decoder).
+    "ssl_attention": ["attention.q_proj", "attention.k_proj", "attention.v_proj", "attention.out_proj"],
+    "ssl_ffn": ["feed_forward.intermediate_dense", "feed_forward.output_dense"],
 }
+PRESETS["ssl_linear"] = PRESETS["ssl_attention"] + PRESETS["ssl_ffn"]
 
 
 # Every nn.Linear of a top-level part of the model: both sides, or one (an encoder / decoder split
 # of a budget).
 SIDES = {"all_linear": ("encoder", "decoder"), "encoder_linear": ("encoder",), "decoder_linear": ("decoder",)}
+
+# Whole transformer layers of a Hugging Face WavLM / wav2vec 2.0 / HuBERT encoder (``unipet`` adapts layers).
+SSL_LAYER_CLASSES = {f"{m}EncoderLayer{s}" for m in ("WavLM", "Wav2Vec2", "Hubert") for s in ("", "StableLayerNorm")}
+
+
+def is_ssl_layer(module: nn.Module) -> bool:
+    return any(c.__name__ in SSL_LAYER_CLASSES and c.__module__.startswith("transformers.") for c in type(module).__mro__)
+
+
+def ssl_layer_width(layer: nn.Module) -> int:
+    return layer.attention.embed_dim
 
 
 def match_targets(model: nn.Module, targets: str | list[str]) -> list[str]:
@@ -269,11 +285,12 @@ def match_targets(model: nn.Module, targets: str | list[str]) -> list[str]:
     or preset names (``attention``, ``ffn``, ``all_linear``, ``encoder_linear``, ``decoder_linear``);
     a single string that is not a preset is a regular expression matched against whole names, as in
     PEFT. ``all_linear`` is every nn.Linear of the encoder and decoder, ``encoder_linear`` /
-    ``decoder_linear`` those of one side; presets select nn.Linear only.
+    ``decoder_linear`` those of one side; presets select nn.Linear only, but ``ssl_layers``: every
+    transformer layer of a Hugging Face WavLM / wav2vec 2.0 / HuBERT encoder (for ``unipet``).
     """
     names = [n for n, _ in model.named_modules() if n]
     modules = dict(model.named_modules())
-    if isinstance(targets, str) and targets not in PRESETS and targets not in SIDES:
+    if isinstance(targets, str) and targets not in PRESETS and targets not in SIDES and targets != "ssl_layers":
         regex = re.compile(targets)
         picked = [n for n in names if regex.fullmatch(n)]
         if not picked:
@@ -285,7 +302,9 @@ def match_targets(model: nn.Module, targets: str | list[str]) -> list[str]:
                            "encoder_linear, decoder_linear) or a regex")
     picked: list[str] = []
     for pattern in patterns:
-        if pattern in SIDES:
+        if pattern == "ssl_layers":
+            hits = [n for n in names if is_ssl_layer(modules[n])]
+        elif pattern in SIDES:
             hits = [n for n in names if isinstance(modules[n], nn.Linear) and n.split(".")[0] in SIDES[pattern]]
         elif pattern in PRESETS:
             hits = [n for n in names if isinstance(modules[n], nn.Linear)

@@ -7,7 +7,7 @@ import sys
 
 from ..adapters import AdapterError
 from .check import check
-from .settings import parse
+from .settings import Settings, parse
 
 STAGES = {"tokens": "data", "source": "train", "zeroshot": "decode", "adapt": "plan", "decode": "decode",
           "seeds": "seeds", "report": "report"}
@@ -20,17 +20,21 @@ forgetting set (--source_test_set), and per target domain D the sets named by --
 """
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, stages: dict[str, str] = STAGES, doc: str = DOC, cls: type = Settings,
+         package: str = __package__, checker=check) -> int:
+    """Run ``stage`` of ``stages`` ({stage: module of ``package``}) with options of ``cls``, checked
+    by ``checker`` first (the speaker recipe, espnet_ssvd.spk_recipe, calls this with its own)."""
     # ESPnet's own basicConfig would send every training's INFO log to the console; each job's
     # log gets it instead (jobs.output_to).
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING)
     logging.basicConfig(level=logging.WARNING, handlers=[console])
     try:
-        stage, settings = parse(argv, list(STAGES), DOC)
-        check(settings)
+        stage, settings = parse(argv, list(stages), doc, cls)
+        if checker is not None:
+            checker(settings)
         if stage != "check":
-            getattr(importlib.import_module(f"{__package__}.{STAGES[stage]}"), stage)(settings)
+            getattr(importlib.import_module(f"{package}.{stages[stage]}"), stage)(settings)
     except AdapterError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -62,6 +62,8 @@ def stage_dir(settings: Settings, stage: str) -> Path:
 def read_records(settings: Settings, stage: str) -> dict[str, dict]:
     records = {}
     for path in sorted(stage_dir(settings, stage).glob("*.json")):
+        if path.name.startswith("."):  # a record being written (fileio's temporary name; pathlib globs dotfiles)
+            continue
         record = json.loads(path.read_text())
         records[record["job"]] = record
     return records
@@ -215,8 +217,11 @@ def wait(settings: Settings, stage: str, todo: list[Job], handles: list, restart
         if time.monotonic() - last >= STATUS_EVERY_S:
             last = time.monotonic()
             running = [j.name for j in todo if records.get(j.name, {}).get("state") == "running"]
+            elapsed = time.monotonic() - start
+            # At the pace so far: the stage's jobs are alike (one method's trainings, or decodings).
+            left = f", ~{duration(elapsed / len(finished) * (len(todo) - len(finished)))} left" if finished else ""
             log(f"{stage}: {len(finished)}/{len(todo)} finished, running {', '.join(running) or '-'}, "
-                f"{duration(time.monotonic() - start)} elapsed")
+                f"{duration(elapsed)} elapsed{left}")
     records = read_records(settings, stage)
     failed = [j for j in todo if not j.done.exists()]
     for j in todo:

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import yaml
 
 from ..adapters import AdapterError, match_targets
-from ..budget import layer_shapes, match_budget, parse_budget
+from ..budget import match_budget, method_targets, parse_budget
 from ..fileio import atomic_write_text
 from ..pretrained import ARCHITECTURE_KEYS
 from ..tasks import task_class
@@ -56,11 +56,11 @@ def plan(settings: Settings, src: Source) -> list[Experiment]:
     total = sum(p.numel() for p in model.parameters())
     confs = {m: matched_confs(settings, m) for m in settings.methods if m != "full"}
     experiments, infeasible = [], []
-    names = match_targets(model, list(settings.targets))
-    shapes = layer_shapes(model, names)
+    targets = match_targets(model, list(settings.targets))
     for budget in settings.budgets:
         count = parse_budget(budget, total)
         for method, runs in confs.items():
+            names, shapes = method_targets(model, method, targets)  # unipet: the layers holding the targets
             for fraction, conf in runs:
                 try:
                     row = match_budget(method, shapes, count, conf, settings.budget_tolerance, names=names,

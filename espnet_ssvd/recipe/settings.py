@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from ..adapters import AdapterError
-from ..budget import parse_budget
+from ..budget import COVERAGES, parse_budget
 
 CLUSTERS = ("local", "slurm")
 # What --slurm_conf may set (submitit.SlurmExecutor's names); the GPUs come from --ngpu.
@@ -18,7 +18,6 @@ DECODE_METHODS = ("beam", "ctc_greedy")
 # Learning-rate grids of the adapt_<method>.yaml files (lr_grid: {minimal: [...], full: [...]});
 # none: one run at the YAML's optim_conf.lr.
 SWEEPS = ("none", "minimal", "full")
-COVERAGES = ("full", "subset")
 
 
 @dataclass(frozen=True)
@@ -127,20 +126,21 @@ def split_floats(text: str, option: str) -> tuple[float, ...]:
         raise AdapterError(f"cannot read --{option} {text!r}: give numbers in [0, 1], e.g. '0 0.25 0.5'") from None
 
 
-def parse(argv: list[str] | None, stages: list[str], description: str) -> tuple[str, Settings]:
-    """(stage, settings) from the command line; list options are space-separated strings."""
+def parse(argv: list[str] | None, stages: list[str], description: str, cls: type = Settings) -> tuple[str, Settings]:
+    """(stage, settings) from the command line; list options are space-separated strings. ``cls``: the
+    settings dataclass whose fields are the options (the speaker recipe has its own)."""
     parser = argparse.ArgumentParser(prog="python -m espnet_ssvd.recipe", description=description)
     parser.add_argument("stage", choices=["check", *stages],
                         help="check: only validate the options, which every stage does before it starts")
-    defaults = Settings()
-    for f in fields(Settings):
+    defaults = cls()
+    for f in fields(cls):
         value = getattr(defaults, f.name)
         default = " ".join(map(str, value)) if isinstance(value, tuple) else value
         parser.add_argument(f"--{f.name}", default=default)
     ns = vars(parser.parse_args(argv))
     stage = ns.pop("stage")
     values = {}
-    for f in fields(Settings):
+    for f in fields(cls):
         raw, default = ns[f.name], getattr(defaults, f.name)
         if f.name == "outer_fractions":
             values[f.name] = split_floats(raw, f.name)
@@ -159,7 +159,7 @@ def parse(argv: list[str] | None, stages: list[str], description: str) -> tuple[
                 values[f.name] = type(default)(raw)
             except ValueError:
                 raise AdapterError(f"--{f.name} {raw!r}: expected a {type(default).__name__}") from None
-    return stage, Settings(**values)
+    return stage, cls(**values)
 
 
 def slurm_parameters(settings: Settings) -> dict:

@@ -53,17 +53,7 @@ decode_batch_size=16
 exp=exp
 data=data
 
-usage() { sed -n '2,11p' "$0"; grep -E '^[a-z_]+=' "$0" | sed 's/^/  --/'; exit 1; }
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --help|-h) usage ;;
-    --*) name="${1#--}"; name="${name//-/_}"
-         grep -qE "^${name}=" "$0" || { echo "adapt.sh: unknown option --${name}" >&2; usage; }
-         [ $# -ge 2 ] || { echo "adapt.sh: --${name} needs a value" >&2; exit 1; }
-         printf -v "$name" '%s' "$2"; shift 2 ;;
-    *) echo "adapt.sh: unexpected argument $1" >&2; usage ;;
-  esac
-done
+. "$(dirname "$(realpath "$0")")/options.sh" "$@"
 [ -n "${adapter}" ] && methods="${adapter}"
 [ -n "${budget}" ] && budgets="${budget}"
 

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Stage 1 of synth_shift: synthesise the corpus (installs flite, espeak-ng and sox when missing).
+# --script: another corpus script with the same options (egs2/synth_spk/spk1 runs this one with its own).
 set -euo pipefail
 nj=2
 python=python3
 size=default
 seed=1
 out=data
+script=local/make_corpus.py
 while [ $# -gt 0 ]; do
   case "$1" in
-    --nj) nj=$2 ;; --python) python=$2 ;; --size) size=$2 ;; --seed) seed=$2 ;; --out) out=$2 ;;
+    --nj) nj=$2 ;; --python) python=$2 ;; --size) size=$2 ;; --seed) seed=$2 ;; --out) out=$2 ;; --script) script=$2 ;;
     *) echo "local/data.sh: unknown option $1" >&2; exit 1 ;;
   esac
   shift 2
@@ -27,5 +29,5 @@ fi
 if [ -f "${out}/.done.${size}.${seed}" ]; then
   echo "local/data.sh: ${out} already made (size ${size}, seed ${seed})"; exit 0
 fi
-"${python}" local/make_corpus.py --out "${out}" --size "${size}" --seed "${seed}" --nj "${nj}"
+"${python}" "${script}" --out "${out}" --size "${size}" --seed "${seed}" --nj "${nj}"
 touch "${out}/.done.${size}.${seed}"

@@ -173,18 +173,24 @@ def write_data_dir(d: Path, rows: list[tuple[str, str, str, str]]) -> None:
     (d / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def corpus_args(description: str, sizes: dict) -> argparse.Namespace:
+    """The options of a corpus script (--out, --size of ``sizes``, --seed, --nj); exits with status 1
+    when a synthesis tool is missing. egs2/synth_spk/spk1/local/make_spk_corpus.py shares it."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="data", type=Path)
-    parser.add_argument("--size", default="default", choices=sorted(SIZES))
+    parser.add_argument("--size", default="default", choices=sorted(sizes))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--nj", type=int, default=2)
     args = parser.parse_args()
     missing = [tool for tool in ("flite", "espeak-ng", "sox") if shutil.which(tool) is None]
     if missing:
-        print(f"error: {', '.join(missing)} not found; install with "
-              "`apt-get install -y flite espeak-ng sox libsox-fmt-all`", file=sys.stderr)
-        return 1
+        parser.exit(1, f"error: {', '.join(missing)} not found; install with "
+                    "`apt-get install -y flite espeak-ng sox libsox-fmt-all`\n")
+    return args
+
+
+def main() -> int:
+    args = corpus_args(__doc__, SIZES)
     rng = random.Random(args.seed)
     sizes = SIZES[args.size]
     lex = load_lexicon()
