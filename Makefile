@@ -23,7 +23,7 @@ $(STAMP): setup.py
 	@PYTHON=$$( $(find_python) ) || { echo "error: Python >= 3.12 is required (espnet 202611 needs it) and none was found on PATH or under pyenv. Install one, e.g. 'apt-get install python3.12 python3.12-venv' or 'pyenv install 3.12', then re-run make." >&2; exit 1; }; \
 	echo "using $$PYTHON ($$($$PYTHON --version))"; \
 	[ -x $(PY) ] || $$PYTHON -m venv $(VENV)
-	$(PY) -m pip install -q --no-cache-dir --upgrade pip
+	$(PY) -m pip install -q --no-cache-dir --upgrade pip  # no cache: the CUDA torch wheels are GBs, and a CI machine ran out of disk
 	$(PY) -m pip install -q --no-cache-dir -e '.[test]'
 	touch $(STAMP)
 
@@ -32,7 +32,7 @@ venv: $(STAMP)
 # Two test files at a time (the recipe runs leave a core idle while they import); a file's tests
 # share one worker, so its module fixtures (a Slurm cluster, a recipe run) are made once.
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15 tests
 
 # Everything but the end-to-end recipe runs (marked slow), for a quick check while editing.
 test-fast: $(STAMP)

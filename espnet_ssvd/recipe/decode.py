@@ -16,6 +16,7 @@ from ..inference import load_speech2text
 from ..scoring import score
 from .data import source_test_set, test_sets
 from .jobs import Job, run_jobs
+from .results import groups
 from ..progress import bar, log
 from .settings import Settings, set_name
 from .source import Source, model_file, source_dir, source_model
@@ -68,15 +69,18 @@ def read_plan(settings: Settings) -> list[dict]:
     return json.loads(path.read_text())
 
 
-def decode_experiments(settings: Settings, stage: str, records: list[dict], dev: bool) -> None:
-    """Every experiment of ``records`` on its domain's test sets and the forgetting set, and with
-    ``dev`` on its dev set too."""
+def decode_experiments(settings: Settings, stage: str, records: list[dict], dev: set[str] = frozenset()) -> None:
+    """Every experiment of ``records`` on its domain's test sets and the forgetting set, and those
+    named in ``dev`` on their dev set too."""
     pairs = [(settings.exp / e["name"], n) for e in records
-             for n in [set_name(settings.dev_set, e["domain"])] * dev + test_sets(settings, e["domain"])
+             for n in [set_name(settings.dev_set, e["domain"])] * (e["name"] in dev) + test_sets(settings, e["domain"])
              + [source_test_set(settings)]]
     run_jobs(settings, stage, decoding_jobs(settings, source_model(settings), pairs))
 
 
 def decode(settings: Settings) -> None:
-    """Stage 6: every run of the sweep (plan.json) on its dev set, test sets and the forgetting set."""
-    decode_experiments(settings, "decode", read_plan(settings), dev=True)
+    """Stage 6: every run of the sweep (plan.json) on its test sets and the forgetting set, and on
+    its dev set where its configuration has learning rates to choose between."""
+    records = read_plan(settings)
+    choices = groups(records).values()
+    decode_experiments(settings, "decode", records, {r["name"] for runs in choices if len(runs) > 1 for r in runs})

@@ -111,7 +111,7 @@ def domain_section(exp_root: Path, domain: str, dev: str, sets: list[str], sourc
     zero_tgt, zero_src = pooled_counts(source, sets), pooled_counts(source, [source_set])
     for (_, method, budget, fraction), rs in configs:
         sweep = [r for r in rs if r["seed"] == 0]
-        chosen = select(exp_root, rs, dev) or (sweep[0] if len(sweep) == 1 else None)
+        chosen = select(exp_root, rs, dev)
         name = f"{label(rs[0])} {budget}".strip()
         for r in sweep:
             exp = exp_root / r["name"]

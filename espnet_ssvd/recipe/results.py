@@ -52,7 +52,11 @@ def groups(records: list[dict]) -> dict[tuple, list[dict]]:
 
 def select(exp_root: Path, runs: list[dict], dev_set: str) -> dict | None:
     """The seed-0 run of ``runs`` (one configuration) with the lowest dev WER; a tie goes to the
-    smaller learning rate. None until a run's dev set is decoded."""
+    smaller learning rate. A single learning rate has nothing to choose (its dev set is not
+    decoded). None until a run's dev set is decoded."""
+    sweep = [r for r in runs if r["seed"] == 0]
+    if len(sweep) == 1:
+        return sweep[0]
     scored = []
     for r in runs:
         wer = read_wer(exp_root / r["name"], dev_set)

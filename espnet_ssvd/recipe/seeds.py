@@ -33,4 +33,4 @@ def seeds(settings: Settings) -> None:
         return
     log(f"{len(runs)} more runs: {len(selected)} selected configurations x {settings.seeds - 1} seeds")
     run_jobs(settings, "seeds", training_jobs(settings, source_model(settings), runs))
-    decode_experiments(settings, "seeds_decode", [e.record() for e in runs], dev=False)
+    decode_experiments(settings, "seeds_decode", [e.record() for e in runs])
