@@ -11,17 +11,21 @@ from ..budget import COVERAGES, parse_budget
 from ..recipe.settings import CLUSTERS
 
 BASELINE = "frozen"  # the frozen frontend: only the MHFA back-end (and the loss) trains
+# verification: speaker embeddings scored on trial pairs (EER, minDCF); spoof: a bona fide / spoof
+# countermeasure, each test utterance scored (EER per unseen attack, beside a trivial baseline)
+TASKS = ("verification", "spoof")
 
 
 @dataclass(frozen=True)
 class SpkSettings:
+    task: str = "verification"
     data: Path = Path("data")
     exp: Path = Path("exp")
     model: str = "wavlm_tiny"  # conf/model/<model>.yaml: the frontend (whisper_base, wavlm_tiny, ...)
     model_dir: Path = Path("conf/model")
     train_config: Path = Path("conf/train.yaml")  # back-end, loss, optimiser and batching of every training
     methods_config: Path = Path("conf/methods.yaml")  # per method: lr and adapter options the budget leaves
-    methods: tuple[str, ...] = (BASELINE, "lora", "dora", "pissa", "ssvd", "ssvd_outer", "unipet", "full")
+    methods: tuple[str, ...] = (BASELINE, "lora", "dora", "pissa", "ssvd", "ssvd_outer", "spectral_lora", "unipet", "full")
     budget: str = "1%"  # of the frontend's parameters, or a count
     budget_tolerance: float = 0.05
     coverage: str = "full"
@@ -43,6 +47,8 @@ class SpkSettings:
             raise AdapterError(f"--methods: unknown {', '.join(unknown)}; choose from {BASELINE} {' '.join(ADAPTERS)}")
         if self.cluster not in CLUSTERS:
             raise AdapterError(f"--cluster {self.cluster!r}: choose one of {', '.join(CLUSTERS)}")
+        if self.task not in TASKS:
+            raise AdapterError(f"--task {self.task!r}: choose one of {', '.join(TASKS)}")
         if self.coverage not in COVERAGES:
             raise AdapterError(f"--coverage {self.coverage!r}: choose one of {', '.join(COVERAGES)}")
         if not 0 < self.p_target < 1:

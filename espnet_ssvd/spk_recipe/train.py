@@ -1,6 +1,7 @@
 """Stage 3: one training job per planned method, all from the base model of stage 2 at the same
 seed: the adapter (or, for ``frozen``, nothing) in the frontend and the MHFA back-end and loss
-trained alongside (``trainable_params: [pooling, loss]``)."""
+trained alongside (``trainable_params: [pooling, loss]``); with ``--task spoof`` also the trivial
+baseline (baseline.py)."""
 
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import yaml
 from ..fileio import atomic_write_text
 from ..recipe.jobs import Job, run_jobs
 from ..recipe.train import espnet_train
+from .baseline import baseline_dir, fit_and_score
 from .prepare import Run, base_dir, read_plan, spk_num
 from .settings import BASELINE, SpkSettings
 
@@ -52,6 +54,13 @@ def training_job(settings: SpkSettings, run: Run) -> Job:
     return Job(f"train_{run.name}", out, out / "train.log", espnet_train, ("spk", cmd, out))
 
 
+def baseline_job(settings: SpkSettings) -> Job:
+    out = baseline_dir(settings)
+    out.mkdir(parents=True, exist_ok=True)
+    return Job("train_baseline", out, out / "train.log", fit_and_score, (settings,))
+
+
 def train(settings: SpkSettings) -> None:
     _, runs = read_plan(settings)
-    run_jobs(settings, "train", [training_job(settings, r) for r in runs])
+    jobs = [training_job(settings, r) for r in runs]
+    run_jobs(settings, "train", jobs + ([baseline_job(settings)] if settings.task == "spoof" else []))

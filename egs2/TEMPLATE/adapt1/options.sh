@@ -1,4 +1,4 @@
-# Sourced by a stage script (adapt.sh, synth_spk's spk.sh) after its option defaults, with its
+# Sourced by a stage script (adapt.sh, spk1/spk.sh) after its option defaults, with its
 # arguments: each --name value sets the variable name= (a line of the script); --help prints the
 # script's header (lines 2 to ${USAGE_END:-11}) and its options.
 usage() { sed -n "2,${USAGE_END:-11}p" "$0"; grep -E '^[a-z_]+=' "$0" | sed 's/^/  --/'; exit 1; }

@@ -25,6 +25,6 @@ fi
 if [ "${model}" = whisper_base ]; then
   ../../synth_shift/asr1/local/whisper_base.sh --python "${python}" --out downloads/whisper/base.pt
   # UniPET adapts Hugging Face SSL layers; Whisper's encoder blocks are not among them.
-  [ "${fast}" = true ] || opts+=(--methods "frozen lora dora pissa ssvd ssvd_outer full")
+  [ "${fast}" = true ] || opts+=(--methods "frozen lora dora pissa ssvd ssvd_outer spectral_lora full")
 fi
 ./spk.sh "${opts[@]}" "${args[@]+"${args[@]}"}"

@@ -8,9 +8,8 @@ the synthesis itself and the data-dir writer are synth_shift's (egs2/synth_shift
 make_corpus.py, imported, unchanged): every utterance has a sentence of its own.
 
 Writes <out>/{train,dev,test}/{wav.scp,utt2spk,spk2utt} (16 kHz wavs under <out>/wav/<set>/) and,
-for dev and test, ESPnet's spk1 trial files: trial.scp (key "enroll*test" -> enrollment wav),
-trial2.scp (key -> test wav) and trial_label (key -> 1 same speaker / 0 not), with as many
-non-target trials as target ones.
+for dev and test, ESPnet's spk1 trial files (espnet_ssvd.spk_recipe.trials): every same-speaker pair and as many
+different-speaker pairs.
 """
 
 import itertools
@@ -22,6 +21,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2] / "synth_shift" / "asr1" / "local"))
 from make_corpus import Speaker, corpus_args, load_lexicon, make_sentences, synthesise, write_data_dir  # noqa: E402
+
+from espnet_ssvd.spk_recipe.trials import pair_trials, write_trials  # noqa: E402
 
 # (speakers, utterances per speaker) of each set
 SIZES = {
@@ -43,21 +44,6 @@ def all_speakers() -> list[Speaker]:
     flite = [Speaker(f"fl_{v}_p{p}_r{int(r * 100)}", "flite", v, p, r)
              for v, pitches in FLITE_VOICES.items() for p in pitches for r in (0.9, 1.1)]
     return espeak + flite
-
-
-def trials(rows: list[tuple[str, str, str, str]], rng: random.Random) -> list[tuple[str, str, int]]:
-    """Every same-speaker pair (target) and as many different-speaker pairs (non-target), drawn."""
-    target = [(a[0], b[0], 1) for a, b in itertools.combinations(rows, 2) if a[1] == b[1]]
-    other = [(a[0], b[0], 0) for a, b in itertools.combinations(rows, 2) if a[1] != b[1]]
-    return sorted(target + rng.sample(other, min(len(target), len(other))))
-
-
-def write_trials(d: Path, rows: list[tuple[str, str, str, str]], pairs: list[tuple[str, str, int]]) -> None:
-    wav = {utt: path for utt, _, path, _ in rows}
-    keys = [(f"{a}*{b}", a, b, label) for a, b, label in pairs]
-    (d / "trial.scp").write_text("".join(f"{k} {wav[a]}\n" for k, a, _, _ in keys))
-    (d / "trial2.scp").write_text("".join(f"{k} {wav[b]}\n" for k, _, b, _ in keys))
-    (d / "trial_label").write_text("".join(f"{k} {label}\n" for k, _, _, label in keys))
 
 
 def main() -> int:
@@ -85,7 +71,7 @@ def main() -> int:
     for name, rows in layout.items():
         write_data_dir(args.out / name, rows)
         if name != "train":
-            write_trials(args.out / name, rows, trials(rows, rng))
+            write_trials(args.out / name, {u: w for u, _, w, _ in rows}, pair_trials([(u, s) for u, s, _, _ in rows], rng))
     print("wrote " + ", ".join(f"{n} ({len(r)} utterances, {len({s for _, s, _, _ in r})} speakers)"
                                for n, r in layout.items()))
     return 0
