@@ -23,6 +23,7 @@ from espnet_ssvd.spk.mhfa import MHFAPooling
 from espnet_ssvd.spk.upstream import SPEAKER_DEFAULTS
 from espnet_ssvd.spk.wavlm_attention import ModuleCallingWavLMAttention
 from espnet_ssvd.spk_recipe.train import data_args
+from espnet_ssvd.tasks import build_model_from_config
 
 # 2 transformer layers of width 32 with 2 heads; a 2-layer CNN with the real 320x downsampling.
 TINY = {
@@ -383,3 +384,35 @@ def test_budget_on_a_speaker_yaml(tmp_path, capsys):
     assert cli(["budget", "--task", "spk", "--config", str(config), "--budget", "2000", "--targets", "ssl_attention",
                 "--methods", "lora", "ssvd"]) == 0
     assert "lora | r=3/4 on 8/8 layers" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- mixed precision
+
+
+@pytest.mark.parametrize("method", ["lora", "ssvd", "ssvd_outer"])
+def test_speaker_model_trains_under_bf16_autocast_and_after_a_cast(tmp_path, method):
+    """The whole speaker model (ssl_layers, adapter, MHFA, AAM-softmax) as ESPnet's use_amp runs it:
+    a finite loss and adapter gradients under autocast, an embedding within bf16 rounding of the
+    float32 one, and the same after the model is cast to bf16 once the adapter is attached."""
+    config = tmp_path / "train.yaml"
+    config.write_text(yaml.safe_dump({**SPK_CONFIG, "spk_num": 4}))
+    torch.manual_seed(0)
+    model = build_model_from_config(config, "spk")
+    attach_adapter(model, method, ["ssl_linear"], METHODS[method])
+    speech, lengths = waves((8000, 8000))
+    labels = torch.tensor([0, 1])
+    with torch.no_grad():
+        reference = model(speech, lengths, extract_embd=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(speech, lengths, spk_labels=labels)[0]
+        embedding = model(speech, lengths, extract_embd=True)
+    loss.backward()
+    assert torch.isfinite(loss)
+    grads = [p.grad for n, p in model.named_parameters() if p.requires_grad and n.startswith("frontend.")]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+    assert rel_diff(embedding.float(), reference) < 0.05
+    model.to(torch.bfloat16)
+    with torch.no_grad():
+        cast = model(speech.bfloat16(), lengths, extract_embd=True)
+    assert cast.dtype == torch.bfloat16 and rel_diff(cast.float(), reference) < 0.1

@@ -2,7 +2,7 @@
 
 import argparse
 import shlex
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 import yaml
@@ -132,16 +132,18 @@ def parse(argv: list[str] | None, stages: list[str], description: str, cls: type
     parser = argparse.ArgumentParser(prog="python -m espnet_ssvd.recipe", description=description)
     parser.add_argument("stage", choices=["check", *stages],
                         help="check: only validate the options, which every stage does before it starts")
-    defaults = cls()
+    # the fields' defaults, not cls(): its validation checks files a recipe may not have (the
+    # default model's YAML) before the command line has named the ones it has
+    defaults = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(cls)}
     for f in fields(cls):
-        value = getattr(defaults, f.name)
+        value = defaults[f.name]
         default = " ".join(map(str, value)) if isinstance(value, tuple) else value
         parser.add_argument(f"--{f.name}", default=default)
     ns = vars(parser.parse_args(argv))
     stage = ns.pop("stage")
     values = {}
     for f in fields(cls):
-        raw, default = ns[f.name], getattr(defaults, f.name)
+        raw, default = ns[f.name], defaults[f.name]
         if f.name == "outer_fractions":
             values[f.name] = split_floats(raw, f.name)
         elif f.name == "train_args":
