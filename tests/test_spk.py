@@ -11,17 +11,20 @@ import pytest
 import soundfile
 import torch
 import yaml
+from recipe_copy import ROOT
 from transformers import WavLMConfig, WavLMModel
 from transformers.models.wavlm.modeling_wavlm import WavLMAttention
 
 from espnet_ssvd import AdapterError, attach_adapter
-from espnet_ssvd.adapters import match_targets
+from espnet_ssvd.adapters import ADAPTERS, match_targets
 from espnet_ssvd.bin.spk_train import AdapterSpeakerTask, main as train_main
 from espnet_ssvd.inference import load_speech2embedding
 from espnet_ssvd.spk.frontend import SSLLayersFrontend
 from espnet_ssvd.spk.mhfa import MHFAPooling
 from espnet_ssvd.spk.upstream import SPEAKER_DEFAULTS
 from espnet_ssvd.spk.wavlm_attention import ModuleCallingWavLMAttention
+from espnet_ssvd.spk_recipe.prepare import plan
+from espnet_ssvd.spk_recipe.settings import BASELINE, SpkSettings
 from espnet_ssvd.spk_recipe.train import data_args
 from espnet_ssvd.tasks import build_model_from_config
 
@@ -416,3 +419,24 @@ def test_speaker_model_trains_under_bf16_autocast_and_after_a_cast(tmp_path, met
     with torch.no_grad():
         cast = model(speech.bfloat16(), lengths, extract_embd=True)
     assert cast.dtype == torch.bfloat16 and rel_diff(cast.float(), reference) < 0.1
+
+
+def test_every_registry_method_is_planned_at_the_budget_on_an_ssl_frontend(tmp_path):
+    """The speaker recipe's stage 2 on a tiny WavLM: every registry method (unipet with its
+    non-Linear parameters) matched to 4 % of the frontend within the recipe's 5 % tolerance."""
+    conf = ROOT / "egs2" / "synth_spk" / "spk1" / "conf"
+    settings = SpkSettings(model_dir=conf / "model", train_config=conf / "train.yaml",
+                           methods_config=conf / "methods.yaml", methods=(BASELINE, *ADAPTERS), budget="4%")
+    config = tmp_path / "train.yaml"
+    config.write_text(yaml.safe_dump({**SPK_CONFIG, "spk_num": 4}))
+    model = build_model_from_config(config, "spk")
+    runs = {r.method: r for r in plan(settings, model, ["ssl_linear"])}
+    frontend = sum(p.numel() for p in model.frontend.parameters())
+    assert sorted(runs) == sorted([BASELINE, *ADAPTERS]) and runs[BASELINE].trainable == 0
+    assert runs["full"].trainable == frontend
+    for method in set(ADAPTERS) - {"full"}:
+        assert abs(runs[method].trainable - 0.04 * frontend) <= 0.05 * 0.04 * frontend, (method, runs[method].summary)
+        attached = copy.deepcopy(model)
+        attach_adapter(attached, method, runs[method].adapter_conf["target_modules"],
+                       {k: v for k, v in runs[method].adapter_conf.items() if k != "target_modules"})
+        assert sum(p.numel() for p in attached.frontend.parameters() if p.requires_grad) == runs[method].trainable

@@ -15,12 +15,9 @@ from sklearn.preprocessing import StandardScaler
 
 from ..fileio import atomic_write_text
 from ..progress import log
+from .layout import BASELINE_DESCRIPTION, BASELINE_NAME, baseline_scores
 from .protocol import BONAFIDE, read_protocol
 from .settings import SpkSettings
-
-NAME = "baseline"
-DESCRIPTION = "logistic regression on mean + std of 80 log-mel filterbanks"
-
 
 def utterance_features(path: str) -> np.ndarray:
     wave, rate = soundfile.read(path, dtype="float32", always_2d=True)
@@ -35,21 +32,13 @@ def features(d: Path) -> tuple[list[str], np.ndarray]:
     return utts, np.stack([utterance_features(wavs[u]) for u in utts])
 
 
-def baseline_dir(settings: SpkSettings) -> Path:
-    return settings.exp / NAME
-
-
-def scores_path(settings: SpkSettings) -> Path:
-    return baseline_dir(settings) / f"scores_{settings.test_set}"
-
-
 def fit_and_score(settings: SpkSettings) -> None:
     train = settings.data / "train"
     key = {e.utt: e.key for e in read_protocol(train / "protocol")}
     utts, x = features(train)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     model.fit(x, np.array([key[u] == BONAFIDE for u in utts], dtype=int))
-    log(f"{NAME}: trained on {len(utts)} utterances ({DESCRIPTION})")
+    log(f"{BASELINE_NAME}: trained on {len(utts)} utterances ({BASELINE_DESCRIPTION})")
     test_utts, x_test = features(settings.data / settings.test_set)
     scores = model.decision_function(x_test)  # the log-odds of bona fide
-    atomic_write_text(scores_path(settings), "".join(f"{u} {s:.6f}\n" for u, s in zip(test_utts, scores)))
+    atomic_write_text(baseline_scores(settings), "".join(f"{u} {s:.6f}\n" for u, s in zip(test_utts, scores)))

@@ -4,20 +4,8 @@
 from pathlib import Path
 
 from ..recipe.jobs import Job, run_jobs
-from .prepare import Run, read_plan
+from .layout import Run, checkpoint, embed_dir, read_plan, run_dir
 from .settings import SpkSettings
-from .train import run_dir
-
-
-def checkpoint(out: Path) -> Path:
-    """The model validation picked (ESPnet's best by EER), else the last epoch's."""
-    best = out / "valid.eer.best.pth"
-    if best.exists():
-        return best
-    epochs = sorted(out.glob("*epoch.pth"), key=lambda p: int(p.name.split("epoch")[0]))
-    if not epochs:
-        raise FileNotFoundError(f"{out}: no trained model (valid.eer.best.pth or <n>epoch.pth)")
-    return epochs[-1]
 
 
 def embed(settings: SpkSettings, out: Path, model_dir: Path) -> None:
@@ -26,10 +14,6 @@ def embed(settings: SpkSettings, out: Path, model_dir: Path) -> None:
     main(["--data_path_and_name_and_type", f"{settings.data / settings.test_set / 'wav.scp'},speech,sound",
           "--output_dir", str(out), "--ngpu", str(min(settings.ngpu, 1)), "--num_workers", "0",
           "--train_config", str(model_dir / "config.yaml"), "--model_file", str(checkpoint(model_dir))])
-
-
-def embed_dir(settings: SpkSettings, run: Run) -> Path:
-    return run_dir(settings, run) / f"embed_{settings.test_set}"
 
 
 def extraction_job(settings: SpkSettings, run: Run) -> Job:

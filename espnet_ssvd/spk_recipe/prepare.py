@@ -3,8 +3,7 @@ seeded random weights with a freshly initialised MHFA back-end, saved once) and 
 method's adapter options matched to --budget over the frontend's target layers."""
 
 import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict
 
 import soundfile
 import torch
@@ -15,21 +14,8 @@ from ..budget import match_budget, method_targets, parse_budget
 from ..fileio import atomic_write_text
 from ..progress import log
 from ..tasks import build_model_from_config
+from .layout import Run, base_dir
 from .settings import BASELINE, SpkSettings
-
-
-@dataclass
-class Run:
-    name: str
-    method: str
-    lr: float
-    trainable: int  # parameters the method adds or trains in the frontend (the back-end's come on top)
-    summary: str = ""
-    adapter_conf: dict = field(default_factory=dict)
-
-
-def base_dir(settings: SpkSettings) -> Path:
-    return settings.exp / "base"
 
 
 def write_shapes(settings: SpkSettings) -> None:
@@ -97,8 +83,3 @@ def prepare(settings: SpkSettings) -> None:
          "runs": [asdict(r) for r in runs]}, indent=1))
     for r in runs:
         log(f"{r.name}: {r.summary} ({r.trainable:,} frontend parameters), lr {r.lr:g}")
-
-
-def read_plan(settings: SpkSettings) -> tuple[dict, list[Run]]:
-    plan_ = json.loads((settings.exp / "plan.json").read_text())
-    return plan_, [Run(**r) for r in plan_["runs"]]

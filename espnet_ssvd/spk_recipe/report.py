@@ -7,10 +7,8 @@ import time
 from pathlib import Path
 
 from ..fileio import atomic_write_text
-from .baseline import DESCRIPTION, NAME, baseline_dir
-from .prepare import read_plan
+from .layout import BASELINE_DESCRIPTION, BASELINE_NAME, baseline_dir, read_plan, run_dir
 from .settings import SpkSettings
-from .train import run_dir
 
 
 def read_result(d: Path, settings: SpkSettings) -> dict:
@@ -41,7 +39,7 @@ def spoof_rows(settings: SpkSettings, plan: dict, runs: list) -> list[str]:
         return f"{r['eer']:.2f} | " + " | ".join(f"{r['per_system'][s]:.2f}" for s in systems)
 
     rows = [f"| {run.name} | {cells(r)} | {params(run, plan)} |" for run, r in results]
-    rows.append(f"| {NAME} | {cells(base)} | - | - | {DESCRIPTION} (no SSL model) |")
+    rows.append(f"| {BASELINE_NAME} | {cells(base)} | - | - | {BASELINE_DESCRIPTION} (no SSL model) |")
     return [f"Test set `{settings.test_set}`: {base['bonafide']} bona fide and {base['spoof']} spoofed utterances "
             f"(attacks {', '.join(systems)}); score: the cosine of the embedding with the bona fide class minus that "
             "with the spoof class; EER with bona fide as the positive class, pooled and per attack.", "",

@@ -16,13 +16,10 @@ import torch
 
 from ..fileio import atomic_write_text
 from ..progress import log
-from .baseline import NAME, baseline_dir, scores_path
-from .extract import checkpoint, embed_dir
+from .layout import BASELINE_NAME, baseline_dir, baseline_scores, checkpoint, embed_dir, read_plan, run_dir
 from .metrics import eer, min_dcf
-from .prepare import read_plan
 from .protocol import BONAFIDE, SPOOF, Entry, read_protocol
 from .settings import SpkSettings
-from .train import run_dir
 
 
 def read_trials(settings: SpkSettings) -> list[tuple[str, str, int]]:
@@ -99,9 +96,9 @@ def score_spoof(settings: SpkSettings) -> None:
         result = write_spoof_scores(d / f"score_{settings.test_set}", entries, scores)
         per_system = ", ".join(f"{s} {v:.2f}" for s, v in result["per_system"].items())
         log(f"{run.name}: EER {result['eer']:.2f} % ({per_system})")
-    baseline = {u: float(s) for u, s in (line.split() for line in scores_path(settings).read_text().splitlines())}
+    baseline = {u: float(s) for u, s in (line.split() for line in baseline_scores(settings).read_text().splitlines())}
     result = write_spoof_scores(baseline_dir(settings) / f"score_{settings.test_set}", entries, baseline)
-    log(f"{NAME}: EER {result['eer']:.2f} %")
+    log(f"{BASELINE_NAME}: EER {result['eer']:.2f} %")
 
 
 def score(settings: SpkSettings) -> None:

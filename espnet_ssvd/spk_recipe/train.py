@@ -10,8 +10,9 @@ import yaml
 from ..fileio import atomic_write_text
 from ..recipe.jobs import Job, run_jobs
 from ..recipe.train import espnet_train
-from .baseline import baseline_dir, fit_and_score
-from .prepare import Run, base_dir, read_plan, spk_num
+from .baseline import fit_and_score
+from .layout import Run, base_dir, baseline_dir, read_plan, run_dir
+from .prepare import spk_num
 from .settings import BASELINE, SpkSettings
 
 BACKEND = ["pooling", "loss"]
@@ -36,10 +37,6 @@ def data_args(train: Path, valid: Path, spk_num: int) -> list[str]:
             "--valid_data_path_and_name_and_type", f"{valid / 'trial_label'},spk_labels,text",
             "--valid_shape_file", str(valid / "trial_shape"),
             "--spk2utt", str(train / "spk2utt"), "--spk_num", str(spk_num), "--fold_length", "120000"]
-
-
-def run_dir(settings: SpkSettings, run: Run) -> Path:
-    return settings.exp / f"spk_{run.name}"
 
 
 def training_job(settings: SpkSettings, run: Run) -> Job:
