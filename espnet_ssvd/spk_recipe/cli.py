@@ -5,9 +5,10 @@ from ..recipe.cli import main as recipe_main
 from .settings import SpkSettings
 
 STAGES = {"prepare": "prepare", "train": "train", "extract": "extract", "score": "score", "report": "report"}
-DOC = """The stages of the speaker-verification recipe (egs2/synth_spk/spk1/spk.sh calls them): prepare
-(shapes, the base model and the budget-matched plan), train, extract (embeddings of the test set),
-score (cosine, EER, minDCF) and report (RESULTS.md)."""
+DOC = """The stages of the speaker recipes (egs2/TEMPLATE/spk1/spk.sh calls them): prepare (shapes, the
+base model and the budget-matched plan), train (and, with --task spoof, the trivial baseline),
+extract (embeddings of the test set), score (verification: cosine, EER, minDCF; spoof: class
+scores, EER pooled and per attack) and report (RESULTS.md)."""
 
 
 def main(argv: list[str] | None = None) -> int:
