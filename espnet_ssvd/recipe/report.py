@@ -75,12 +75,15 @@ def write_report(exp_root: Path, domains: dict[str, tuple[str, list[str]]], sour
         lines += [f"Source model: {name_file.read_text().strip()} (pretrained); {source_set} WER {fmt(base_src)}.", ""]
     else:
         lines += [f"Source model: {source_set} WER {fmt(base_src)}; training time {seconds(source)} s.", ""]
+    configs_all = groups(runs)
+    # each configuration's learning-rate choice, made once for its table and the error breakdown
+    selected = {k: select(exp_root, rs, domains[k[0]][0]) for k, rs in configs_all.items() if k[0] in domains}
     for domain, (dev, sets) in domains.items():
-        configs = sorted(((k, v) for k, v in groups(runs).items() if k[0] == domain),
+        configs = sorted(((k, v) for k, v in configs_all.items() if k[0] == domain),
                          key=lambda kv: (kv[0][1] == "full", ORDER.get(kv[0][1], len(ORDER)), kv[0][1],
                                          kv[1][0]["trainable"], kv[0][3] or 0))
-        lines += domain_section(exp_root, domain, dev, sets, source_set, base_src, configs, results.parent)
-    lines += error_breakdown(exp_root, runs, domains, source_set)
+        lines += domain_section(exp_root, domain, dev, sets, source_set, base_src, configs, selected, results.parent)
+    lines += error_breakdown(exp_root, selected, domains, source_set)
     skipped_file = exp_root / "infeasible.json"
     skipped = json.loads(skipped_file.read_text()) if skipped_file.exists() else []
     if skipped:
@@ -91,7 +94,8 @@ def write_report(exp_root: Path, domains: dict[str, tuple[str, list[str]]], sour
 
 
 def domain_section(exp_root: Path, domain: str, dev: str, sets: list[str], source_set: str, base_src: dict | None,
-                   configs: list[tuple[tuple, list[dict]]], out_dir: Path) -> list[str]:
+                   configs: list[tuple[tuple, list[dict]]], selected: dict[tuple, dict | None],
+                   out_dir: Path) -> list[str]:
     source = exp_root / "source"
     pooled = len(sets) > 1
     columns = (["target WER (all)"] if pooled else ["target WER"]) + (sets if pooled else [])
@@ -109,9 +113,10 @@ def domain_section(exp_root: Path, domain: str, dev: str, sets: list[str], sourc
     frontier: dict[str, list[tuple[float, float, float]]] = {}
     arrays: dict[str, dict[str, Sweep]] = {}
     zero_tgt, zero_src = pooled_counts(source, sets), pooled_counts(source, [source_set])
-    for (_, method, budget, fraction), rs in configs:
+    for key, rs in configs:
+        _, method, budget, fraction = key
         sweep = [r for r in rs if r["seed"] == 0]
-        chosen = select(exp_root, rs, dev)
+        chosen = selected[key]
         name = f"{label(rs[0])} {budget}".strip()
         for r in sweep:
             exp = exp_root / r["name"]
@@ -192,17 +197,14 @@ def matched_section(arrays: dict[str, dict[str, Sweep]]) -> list[str]:
     return lines
 
 
-def error_breakdown(exp_root: Path, runs: list[dict], domains: dict[str, tuple[str, list[str]]],
+def error_breakdown(exp_root: Path, selected: dict[tuple, dict | None], domains: dict[str, tuple[str, list[str]]],
                     source_set: str) -> list[str]:
     """ESPnet's scoring table (Snt, Wrd, Corr, Sub, Del, Ins, Err, S.Err in %) of every test set of
-    zero-shot and the selected runs."""
+    zero-shot and the selected runs (``selected``: each configuration's choice, None if none)."""
     lines = []
-    for domain, (dev, sets) in domains.items():
-        models = [("zero-shot", exp_root / "source")]
-        for _, rs in sorted(groups(runs).items(), key=lambda kv: kv[1][0]["name"]):
-            chosen = select(exp_root, rs, dev) if rs[0]["domain"] == domain else None
-            if chosen is not None:
-                models.append((chosen["name"], exp_root / chosen["name"]))
+    for domain, (_, sets) in domains.items():
+        chosen = sorted(c["name"] for k, c in selected.items() if k[0] == domain and c is not None)
+        models = [("zero-shot", exp_root / "source"), *((name, exp_root / name) for name in chosen)]
         for name, exp in models:
             for test in sets + [source_set]:
                 w = read_wer(exp, test)
