@@ -32,6 +32,13 @@ setup(
         "tqdm",
         # Whisper models (espnet_ssvd.whisper): the model code and its tokenizer assets.
         "openai-whisper>=20250625",
+        # ESPnet's `frontend: s3prl` and the plugin's `s3prl_layers` (speaker verification on s3prl
+        # upstreams); minor-pinned: the plugin routes the attention of its WavLM / fairseq code
+        # (spk/s3prl_attention.py) and works around its imports of removed torchaudio APIs.
+        "s3prl>=0.4.18,<0.5",
+        # The spoof-detection baseline (logistic regression on log-mel statistics, spk_recipe/baseline.py).
+        "scikit-learn",
+        "torchaudio",
         # The job engine of the recipes (local processes or Slurm).
         "submitit>=1.5",
         "pyyaml",

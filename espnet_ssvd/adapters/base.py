@@ -254,10 +254,13 @@ PRESETS: dict[str, list[str]] = {
         "feed_forward.w_1", "feed_forward.w_2", "feed_forward_macaron.w_1", "feed_forward_macaron.w_2",
         "cgmlp.channel_proj1.0", "cgmlp.channel_proj2", "merge_proj", "mlp.0", "mlp.2",
     ],
-    # Hugging Face WavLM / wav2vec 2.0 / HuBERT inside a speaker model's frontend (all_linear covers
-    # only the top-level encoder and decoder).
-    "ssl_attention": ["attention.q_proj", "attention.k_proj", "attention.v_proj", "attention.out_proj"],
-    "ssl_ffn": ["feed_forward.intermediate_dense", "feed_forward.output_dense"],
+    # WavLM / wav2vec 2.0 / HuBERT inside a speaker model's frontend (all_linear covers only the
+    # top-level encoder and decoder): Hugging Face's (attention.*, feed_forward.*) and s3prl's
+    # (self_attn.*, encoder.layers.N.fc1 / fc2; ``*`` is any one name component, so that the FFN
+    # entries do not take other fc1 / fc2 layers of the model, such as the xvector projector's).
+    "ssl_attention": [f"{block}.{name}" for block in ("attention", "self_attn")
+                      for name in ("q_proj", "k_proj", "v_proj", "out_proj")],
+    "ssl_ffn": ["feed_forward.intermediate_dense", "feed_forward.output_dense", "layers.*.fc1", "layers.*.fc2"],
 }
 PRESETS["ssl_linear"] = PRESETS["ssl_attention"] + PRESETS["ssl_ffn"]
 
@@ -308,13 +311,23 @@ def match_targets(model: nn.Module, targets: str | list[str]) -> list[str]:
             hits = [n for n in names if isinstance(modules[n], nn.Linear) and n.split(".")[0] in SIDES[pattern]]
         elif pattern in PRESETS:
             hits = [n for n in names if isinstance(modules[n], nn.Linear)
-                    and any(n == p or n.endswith("." + p) for p in PRESETS[pattern])]
+                    and any(_ends_with(n, p) for p in PRESETS[pattern])]
         else:
             hits = [n for n in names if n == pattern or n.endswith("." + pattern)]
+        if not hits and pattern == "ssl_layers":
+            raise AdapterError("target ssl_layers selects the transformer layers of Hugging Face WavLM / wav2vec 2.0 / "
+                               "HuBERT models (frontend: ssl_layers), and the model has none (s3prl upstreams, "
+                               "frontend: s3prl / s3prl_layers, are not such layers)")
         if not hits:
             raise AdapterError(f"target pattern {pattern!r} matches no module; {_some_linears(model)}")
         picked += [n for n in hits if n not in picked]
     return picked
+
+
+def _ends_with(name: str, suffix: str) -> bool:
+    """``name`` ends with the name components of ``suffix``; a ``*`` component matches any one."""
+    have, want = name.split("."), suffix.split(".")
+    return len(have) >= len(want) and all(w in ("*", h) for w, h in zip(want, have[-len(want):]))
 
 
 def _some_linears(model: nn.Module) -> str:

@@ -293,7 +293,8 @@ def unipet_layers(model: nn.Module, names: list[str]) -> list[str]:
         if holder is None:
             raise AdapterError(
                 f"adapter 'unipet' adapts the transformer layers of a Hugging Face WavLM / wav2vec 2.0 / HuBERT "
-                f"encoder, and target {name!r} ({type(modules[name]).__name__}) is not in one: use "
+                f"encoder, and target {name!r} ({type(modules[name]).__name__}) is not in one (s3prl upstreams, "
+                "frontend: s3prl / s3prl_layers, are not supported: load the model with frontend: ssl_layers): use "
                 "target_modules: ssl_layers (every such layer), or name layers such as model.encoder.layers.0")
         if holder not in layers:
             layers.append(holder)

@@ -9,15 +9,16 @@ from torch import nn
 from ..adapters.errors import AdapterError
 from .frontend import SSLLayersFrontend
 from .mhfa import MHFAPooling
+from .s3prl_frontend import S3prlLayersFrontend
 from .whisper_frontend import WhisperLayersFrontend
 
-LAYER_FRONTENDS = (SSLLayersFrontend, WhisperLayersFrontend)
+LAYER_FRONTENDS = (SSLLayersFrontend, S3prlLayersFrontend, WhisperLayersFrontend)
 
 
 def fill_mhfa_layers(args: argparse.Namespace) -> None:
-    """Set ``pooling_conf num_layers`` of ``pooling: mhfa`` from an ``ssl_layers`` / ``whisper_layers`` frontend's
-    config (not its weights); recorded in config.yaml, so ESPnet's own SpeakerTask (with the
-    plugin registered) rebuilds the model from it."""
+    """Set ``pooling_conf num_layers`` of ``pooling: mhfa`` from an ``ssl_layers`` / ``s3prl_layers`` /
+    ``whisper_layers`` frontend's config (``s3prl_layers``: its upstream, built once more); recorded
+    in config.yaml, so ESPnet's own SpeakerTask (with the plugin registered) rebuilds the model from it."""
     if not issubclass(pooling_choices.get_class(args.pooling), MHFAPooling):
         return
     frontend = None if args.frontend is None else frontend_choices.get_class(args.frontend)
