@@ -12,6 +12,7 @@ import soundfile
 import torch
 import yaml
 from recipe_copy import ROOT
+from ssl_testing import METHODS, rel_diff, trainable_grads, waves
 from transformers import WavLMConfig, WavLMModel
 from transformers.models.wavlm.modeling_wavlm import WavLMAttention
 
@@ -36,30 +37,10 @@ TINY = {
     "feat_proj_dropout": 0.0, "num_buckets": 32, "max_bucket_distance": 64,
 }
 UPSTREAMS = ("wavlm", "wav2vec2", "hubert")
-METHODS = {
-    "lora": {"r": 2},
-    "dora": {"r": 2},
-    "pissa": {"r": 2},
-    "ssvd": {"k": 6},
-    "ssvd_outer": {"k": 8, "outer_fraction": 0.5},
-    "spectral_lora": {"p": 8, "r": 2},
-    "full": {},
-}
 
 
 def frontend(upstream="wavlm", **kwargs):
     return SSLLayersFrontend(upstream=upstream, config=TINY, **kwargs)
-
-
-def waves(lengths=(8000, 6000)):
-    x = torch.randn(len(lengths), max(lengths))
-    for i, n in enumerate(lengths):
-        x[i, n:] = 0
-    return x, torch.tensor(lengths)
-
-
-def rel_diff(a, b):
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 # ---------------------------------------------------------------------------- frontend
@@ -150,15 +131,6 @@ def test_identity_at_init(method):
     x, lengths = waves()
     with torch.no_grad():
         assert rel_diff(adapted(x, lengths)[0], base(x, lengths)[0]) < 1e-5
-
-
-def trainable_grads(model, x, lengths):
-    with torch.no_grad():  # away from init, where LoRA's A has a zero gradient by construction (B = 0)
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(0.05 * torch.randn_like(p))
-    model(x, lengths)[0].square().mean().backward()
-    return {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
 
 
 @pytest.mark.parametrize("upstream", UPSTREAMS)

@@ -14,6 +14,7 @@ from espnet2.tasks.spk import SpeakerTask
 from s3prl.upstream.hubert.hubert_model import HubertConfig, HubertModel, HubertPretrainingConfig
 from s3prl.upstream.wav2vec2.wav2vec2_model import AudioPretrainingConfig, Wav2Vec2Config, Wav2Vec2Model
 from s3prl.upstream.wavlm.WavLM import WavLM, WavLMConfig
+from ssl_testing import METHODS, rel_diff, trainable_grads, waves
 from torch import nn
 
 from espnet_ssvd import AdapterError, attach_adapter
@@ -32,15 +33,7 @@ TINY = {
 WAVLM = {"relative_position_embedding": True, "num_buckets": 32, "max_distance": 64, "gru_rel_pos": True}
 LARGE = {"layer_norm_first": True, "extractor_mode": "layer_norm"}
 KINDS = ("wavlm", "wav2vec2", "hubert")
-METHODS = {
-    "lora": {"r": 2},
-    "dora": {"r": 2},
-    "pissa": {"r": 2},
-    "ssvd": {"k": 6},
-    "ssvd_outer": {"k": 8, "outer_fraction": 0.5},
-    "spectral_lora": {"p": 8, "r": 2},
-    "full": {},
-}
+
 
 
 def save_tiny_checkpoint(kind: str, path, **cfg) -> str:
@@ -83,17 +76,6 @@ def unrouted(model):
         if type(module) in back:
             module.__class__ = back[type(module)]
     return model
-
-
-def waves(lengths=(8000, 6000)):
-    x = torch.randn(len(lengths), max(lengths))
-    for i, n in enumerate(lengths):
-        x[i, n:] = 0
-    return x, torch.tensor(lengths)
-
-
-def rel_diff(a, b):
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 # ---------------------------------------------------------------------------- the frontend
@@ -161,15 +143,6 @@ def test_unipet_is_refused(checkpoints):
         attach_adapter(model, "unipet", "ssl_layers", {"r": 2})
     with pytest.raises(AdapterError, match=r"self_attn.k_proj' .*\(s3prl upstreams, .* are not supported"):
         attach_adapter(model, "unipet", ["ssl_attention"], {"r": 2})
-
-
-def trainable_grads(model, x, lengths):
-    with torch.no_grad():  # away from init, where LoRA's A has a zero gradient by construction (B = 0)
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(0.05 * torch.randn_like(p))
-    model(x, lengths)[0].square().mean().backward()
-    return {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -2,10 +2,12 @@
 encoder (and, where converted, Whisper base's real checkpoint is loaded the same way)."""
 
 import copy
+from functools import partial
 
 import pytest
 import torch
 import whisper
+from ssl_testing import waves as noise_batch
 
 from espnet_ssvd import AdapterError, attach_adapter
 from espnet_ssvd.adapters import match_targets
@@ -15,11 +17,7 @@ from espnet_ssvd.spk.whisper_frontend import WhisperLayersFrontend
 DIMS = {"n_mels": 80, "n_audio_ctx": 1500, "n_audio_state": 32, "n_audio_head": 2, "n_audio_layer": 2}
 
 
-def waves(lengths=(8000, 6000)):
-    x = 0.1 * torch.randn(len(lengths), max(lengths))
-    for i, n in enumerate(lengths):
-        x[i, n:] = 0
-    return x, torch.tensor(lengths)
+waves = partial(noise_batch, scale=0.1)
 
 
 def test_layers_shapes_and_lengths():

@@ -4,10 +4,13 @@ of tiny random Hugging Face WavLM / wav2vec 2.0 / HuBERT models inside the ``ssl
 import copy
 import json
 import math
+from functools import partial
 
 import pytest
 import torch
 import yaml
+from ssl_testing import rel_diff
+from ssl_testing import waves as noise_batch
 
 from espnet_ssvd import AdapterError, attach_adapter
 from espnet_ssvd.adapters import UniPETConfig, adapter_layer_names, get_method
@@ -35,16 +38,7 @@ def frontend(upstream="wavlm", stable=False, **kwargs):
     return SSLLayersFrontend(upstream=upstream, config=config, **kwargs)
 
 
-def waves(lengths=(8000, 6000)):
-    generator = torch.Generator().manual_seed(1)
-    x = torch.randn(len(lengths), max(lengths), generator=generator)
-    for i, n in enumerate(lengths):
-        x[i, n:] = 0
-    return x, torch.tensor(lengths)
-
-
-def rel_diff(a, b):
-    return ((a - b).abs().max() / b.abs().max()).item()
+waves = partial(noise_batch, seed=1)
 
 
 def adapted(base, conf=CONF, targets="ssl_layers"):
