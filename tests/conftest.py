@@ -1,5 +1,15 @@
+import os
+
 import pytest
-import torch
+
+# `make test` runs two pytest workers beside the recipes' job processes: with torch's default of a
+# thread per core in every process, the cores are oversubscribed and each small op's parallel region
+# waits on descheduled threads (a Whisper test measured 3.6 s alone, 32 s beside two busy processes;
+# 3.6 s with one thread beside them). One thread per worker's share of the cores, inherited by the subprocesses.
+os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
+import torch  # noqa: E402  (after OMP_NUM_THREADS: its thread pool reads it)
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(autouse=True)
