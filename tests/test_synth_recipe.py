@@ -101,7 +101,7 @@ def test_fast_run_produces_every_stage_output_and_a_full_report(recipe):
 
 def test_rerun_skips_finished_work_and_one_method_runs_alone(recipe):
     before = {p: p.stat().st_mtime for p in (recipe / "exp").glob("*/valid.loss.ave.pth")}
-    out = run(recipe, "--adapter", "ssvd_outer", "--budget", "4%", "--stage", "3")
+    out = run(recipe, "--adapter", "ssvd_outer", "--budget", "4%", "--stage", "3", "--stop_stage", "6")
     assert "source model exp/source exists (cached)" in out
     assert "adapt_child_ssvd_outer_4pct_of0.5_lr0.001: done (cached)" in out
     assert "lora" not in out.split("stage 5")[1]
